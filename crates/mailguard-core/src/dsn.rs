@@ -1,0 +1,1 @@
+//! dsn (to be written)

@@ -1,0 +1,1 @@
+//! rate (to be written)

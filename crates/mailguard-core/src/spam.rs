@@ -1,0 +1,1 @@
+//! spam (to be written)

@@ -1,0 +1,1 @@
+//! mailguard-transport
