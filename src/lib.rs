@@ -1,1 +1,149 @@
-#![allow(dead_code)] fn x(){}
+//! mailguard: the PHP extension. This crate is only the shim between PHP and the
+//! core: it swaps the handlers of mail(), mb_send_mail() and error_log(), declares
+//! the `mailguard.*` settings, and exposes `MailGuard\status()`.
+//!
+//! - [`hook`]: the replaced handlers (argument normalisation, panic containment).
+//! - [`guard`]: settings in, core verdicts out.
+//! - [`php`]: the raw engine API; every `unsafe` block lives there.
+
+use std::ffi::c_int;
+
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::ZendHashTable;
+use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry};
+use ext_php_rs::{info_table_end, info_table_row, info_table_start};
+
+mod guard;
+mod hook;
+mod php;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
+/// `php_admin_value`; a script can never change them (`ini_set()` returns false).
+static INI: IniEntryDefs<4> = IniEntryDefs::new([
+    IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"mailguard.max_message_size",
+        c"10M",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(
+        c"mailguard.fault_injection",
+        c"",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::end(),
+]);
+
+unsafe extern "C" fn startup(_type: c_int, module_number: c_int) -> c_int {
+    // A panic must not cross this boundary: it would abort php-fpm at start.
+    let ok = std::panic::catch_unwind(|| {
+        IniEntryDef::register(INI.as_slice(), module_number);
+        for hook in hook::ALL {
+            hook.install();
+        }
+    });
+    if ok.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+/// RINIT: a function whose extension started after ours (mbstring loaded later in
+/// php.ini) is hooked on the first request of each process.
+unsafe extern "C" fn request_startup(_type: c_int, _module_number: c_int) -> c_int {
+    let _ = std::panic::catch_unwind(|| {
+        for hook in hook::ALL {
+            if !hook.is_installed() {
+                hook.install();
+            }
+        }
+    });
+    0
+}
+
+unsafe extern "C" fn shutdown(module_type: c_int, module_number: c_int) -> c_int {
+    let _ = std::panic::catch_unwind(|| {
+        for hook in hook::ALL {
+            hook.uninstall();
+        }
+        php::unregister_ini(module_type, module_number);
+    });
+    0
+}
+
+extern "C" fn info(module: *mut ModuleEntry) {
+    let _ = std::panic::catch_unwind(|| {
+        info_table_start!();
+        info_table_row!("mailguard support", "enabled");
+        info_table_row!("version", VERSION);
+        info_table_row!("hooked functions", hooked().join(", "));
+        let disabled = disabled();
+        if !disabled.is_empty() {
+            info_table_row!("disabled by disable_functions", disabled.join(", "));
+        }
+        let limit = match guard::max_message_size() {
+            Ok(b) => format!("{b} ({} bytes)", b.0),
+            Err(e) => e.to_string(),
+        };
+        info_table_row!("effective max_message_size", limit);
+        info_table_end!();
+        php::display_module_ini(module);
+    });
+}
+
+fn hooked() -> Vec<&'static str> {
+    hook::ALL
+        .iter()
+        .filter(|h| h.is_active())
+        .map(|h| h.name())
+        .collect()
+}
+
+fn disabled() -> Vec<&'static str> {
+    hook::ALL
+        .iter()
+        .filter(|h| h.is_disabled())
+        .map(|h| h.name())
+        .collect()
+}
+
+fn list(items: &[&str]) -> PhpResult<ZBox<ZendHashTable>> {
+    let mut arr = ZendHashTable::new();
+    for item in items {
+        arr.push(*item)?;
+    }
+    Ok(arr)
+}
+
+/// `MailGuard\status(): array`: where this script stands.
+#[php_function]
+#[php(name = "MailGuard\\status")]
+pub fn status() -> PhpResult<ZBox<ZendHashTable>> {
+    let mut arr = ZendHashTable::new();
+    arr.insert("enabled", guard::enabled())?;
+    arr.insert("hooked", list(&hooked())?)?;
+    arr.insert("disabled", list(&disabled())?)?;
+    match guard::max_message_size() {
+        Ok(b) => arr.insert("max_message_size", b.0 as i64)?,
+        Err(e) => return Err(PhpException::from_message(e.to_string())),
+    }
+    arr.insert("version", VERSION)?;
+    Ok(arr)
+}
+
+#[php_module]
+pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
+    module
+        .name("mailguard")
+        .version(VERSION)
+        .startup_function(startup)
+        .shutdown_function(shutdown)
+        .request_startup_function(request_startup)
+        .info_function(info)
+        .function(wrap_function!(status))
+}

@@ -1,1 +1,450 @@
-//! message (to be written)
+//! The message as PHP's mail() hands it over: stock sanitising, the bytes it pipes,
+//! the size limit and the 5th parameter (`$additional_params`).
+//!
+//! Everything here mirrors PHP 8.2's `ext/standard/mail.c` byte for byte
+//! (`research/php-mail-semantics.md` §2-§4); the checks on top of it are mailguard's.
+
+use std::fmt;
+
+/// A byte count with PHP's size syntax (`10M`, `512K`, `1G`, plain bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    /// Parses PHP's size syntax as `zend_atol` does for INI values: an integer,
+    /// optionally followed by one of `K`, `M`, `G` (any case), powers of 1024.
+    /// Unlike PHP, anything else is an error instead of a silent guess.
+    pub fn parse(text: &str) -> Result<Bytes, SizeSyntaxError> {
+        let t = text.trim();
+        let err = || SizeSyntaxError(text.to_owned());
+        let (digits, factor) = match t.as_bytes().last() {
+            Some(b'k' | b'K') => (&t[..t.len() - 1], 1u64 << 10),
+            Some(b'm' | b'M') => (&t[..t.len() - 1], 1u64 << 20),
+            Some(b'g' | b'G') => (&t[..t.len() - 1], 1u64 << 30),
+            Some(_) => (t, 1),
+            None => return Err(err()),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        n.checked_mul(factor).map(Bytes).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Bytes {
+    /// The shortest exact PHP spelling: `10M`, `1536K`, `1000`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] {
+            if n != 0 && n.is_multiple_of(1u64 << shift) {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+/// A size setting that is not in PHP's size syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeSyntaxError(pub String);
+
+impl fmt::Display for SizeSyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "\"{}\" is not a size: use a whole number of bytes, optionally followed by K, M or G (e.g. 10M)",
+            self.0
+        )
+    }
+}
+
+/// The default `mailguard.max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: Bytes = Bytes(10 << 20);
+
+/// Why mailguard refuses a message. Each refusal knows its one-line warning text,
+/// which says why and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Headers plus body are over the size limit.
+    TooLarge { size: u64, limit: Bytes },
+    /// `$additional_params` carries something other than `-f address`.
+    ForbiddenParameter { given: String },
+    /// A mailguard setting could not be read; the guard refuses rather than guess.
+    BadSetting { name: &'static str, problem: String },
+    /// mailguard itself failed (a contained panic); nothing was sent.
+    Internal { what: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TooLarge { size, limit } => write!(
+                f,
+                "message refused: it is {size} bytes, over the {limit} ({} bytes) limit for headers and body; \
+                 keep attachments under about {} because base64 encoding grows them by a third, \
+                 or send a link instead",
+                limit.0,
+                Bytes(limit.0 * 3 / 4).approx()
+            ),
+            Refusal::ForbiddenParameter { given } => write!(
+                f,
+                "message refused: the 5th parameter of mail() may only set the envelope sender \
+                 as \"-f address\", got \"{}\"; other sendmail options (-X, -C, -O, -be...) are \
+                 not allowed (CVE-2016-10033)",
+                printable(given)
+            ),
+            Refusal::BadSetting { name, problem } => {
+                write!(f, "message refused: setting {name} is invalid: {problem}; ask the server operator to fix php.ini")
+            }
+            Refusal::Internal { what } => write!(
+                f,
+                "message refused: internal error ({what}); nothing was sent, please report this to the server operator"
+            ),
+        }
+    }
+}
+
+/// A user-given text for a warning: control characters shown as `\n`, `\xNN`.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Bytes {
+    /// A human approximation in MB with one decimal (`7.5 MB`), for advice texts.
+    pub fn approx(self) -> String {
+        let mb = self.0 as f64 / (1u64 << 20) as f64;
+        if mb >= 1.0 {
+            format!("{mb:.1} MB")
+        } else if self.0 >= 1024 {
+            format!("{:.0} KB", self.0 as f64 / 1024.0)
+        } else {
+            format!("{} bytes", self.0)
+        }
+    }
+}
+
+/// The size check: headers plus body must be at most `limit` bytes.
+pub fn check_size(size: u64, limit: Bytes) -> Result<(), Refusal> {
+    if size > limit.0 {
+        Err(Refusal::TooLarge { size, limit })
+    } else {
+        Ok(())
+    }
+}
+
+/// The 5th-parameter check. Only the envelope sender may be set, spelled
+/// `-faddr`, `-f addr`, `-f'addr'` or `-f "addr"`; an empty or blank string is
+/// nothing. Returns the envelope sender, if one was given.
+///
+/// The address itself must be a plain addr-spec: no white space, quotes, shell
+/// metacharacters, and no leading `-` (which sendmail would read as an option).
+pub fn check_extra_params(params: &str) -> Result<Option<String>, Refusal> {
+    let refuse = || Refusal::ForbiddenParameter {
+        given: params.to_owned(),
+    };
+    let t = params.trim_matches([' ', '\t']);
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let rest = t.strip_prefix("-f").ok_or_else(refuse)?;
+    let rest = rest.trim_start_matches([' ', '\t']);
+    let addr = unquote(rest).ok_or_else(refuse)?;
+    if is_plain_address(addr) {
+        Ok(Some(addr.to_owned()))
+    } else {
+        Err(refuse())
+    }
+}
+
+fn unquote(s: &str) -> Option<&str> {
+    for q in ['\'', '"'] {
+        if let Some(inner) = s.strip_prefix(q) {
+            return inner.strip_suffix(q);
+        }
+    }
+    Some(s)
+}
+
+fn is_plain_address(addr: &str) -> bool {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let ok_local = |b: u8| b.is_ascii_alphanumeric() || b"!#%+-./=_^{}~".contains(&b);
+    let ok_domain = |b: u8| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b);
+    !local.is_empty()
+        && !domain.is_empty()
+        && !local.starts_with('-')
+        && local.bytes().all(ok_local)
+        && domain.bytes().all(ok_domain)
+}
+
+/// The checks that run on every message before anything is queued, in SPEC
+/// order: the size limit, then the 5th parameter (`user_params`: the 5th
+/// argument when PHP would use it, i.e. no `mail.force_extra_parameters`).
+/// Returns the envelope sender the 5th parameter set, if any.
+pub fn precheck(
+    out: &Outgoing,
+    limit: Bytes,
+    user_params: Option<&[u8]>,
+) -> Result<Option<String>, Refusal> {
+    check_size(out.size(), limit)?;
+    match user_params {
+        None => Ok(None),
+        Some(raw) => match std::str::from_utf8(raw) {
+            Ok(text) => check_extra_params(text),
+            Err(_) => Err(Refusal::ForbiddenParameter {
+                given: String::from_utf8_lossy(raw).into_owned(),
+            }),
+        },
+    }
+}
+
+/// Stock sanitising of `$to` and `$subject` (`PHP_FUNCTION(mail)`): trailing C
+/// white space is cut, then every control byte becomes a space, except a CRLF
+/// followed by SP/HT, which is kept with the white space after it (folding).
+pub fn sanitize_field(input: &[u8]) -> Vec<u8> {
+    let mut end = input.len();
+    while end > 0 && matches!(input[end - 1], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        end -= 1;
+    }
+    let src = &input[..end];
+    let mut out = Vec::with_capacity(src.len());
+    let mut i = 0;
+    while i < src.len() {
+        let b = src[i];
+        if b == b'\r'
+            && src.get(i + 1) == Some(&b'\n')
+            && matches!(src.get(i + 2), Some(b' ' | b'\t'))
+        {
+            out.extend_from_slice(b"\r\n");
+            i += 2;
+            while i < src.len() && matches!(src[i], b' ' | b'\t') {
+                out.push(src[i]);
+                i += 1;
+            }
+            continue;
+        }
+        out.push(if b < 0x20 || b == 0x7f { b' ' } else { b });
+        i += 1;
+    }
+    out
+}
+
+/// Stock treatment of a string `$additional_headers`: right trim of
+/// `" \t\n\r\v\0"` (not `\f`); empty means no header block.
+pub fn trim_headers(headers: &[u8]) -> &[u8] {
+    let mut end = headers.len();
+    while end > 0 && matches!(headers[end - 1], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0) {
+        end -= 1;
+    }
+    &headers[..end]
+}
+
+/// The pieces of one message after stock validation and sanitising.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub to: &'a [u8],
+    pub subject: &'a [u8],
+    pub message: &'a [u8],
+    /// The user header block (already trimmed or built from the array); empty is none.
+    pub headers: &'a [u8],
+    /// `mail.mixed_lf_and_crlf`: the separators mail() writes are `\n` instead of `\r\n`.
+    pub mixed_lf: bool,
+}
+
+impl Outgoing<'_> {
+    fn sep(&self) -> &'static [u8] {
+        if self.mixed_lf {
+            b"\n"
+        } else {
+            b"\r\n"
+        }
+    }
+
+    /// The bytes stock mail() writes to sendmail, without the optional
+    /// `X-PHP-Originating-Script` header (which PHP adds itself, after the checks).
+    pub fn bytes(&self) -> Vec<u8> {
+        let sep = self.sep();
+        let mut out = Vec::with_capacity(self.size() as usize);
+        for part in [
+            b"To: " as &[u8],
+            self.to,
+            sep,
+            b"Subject: ",
+            self.subject,
+            sep,
+        ] {
+            out.extend_from_slice(part);
+        }
+        if !self.headers.is_empty() {
+            out.extend_from_slice(self.headers);
+            out.extend_from_slice(sep);
+        }
+        for part in [sep, self.message, sep] {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// The length of [`Outgoing::bytes`], without building them: what the size limit counts.
+    pub fn size(&self) -> u64 {
+        let sep = self.sep().len();
+        let headers = if self.headers.is_empty() {
+            0
+        } else {
+            self.headers.len() + sep
+        };
+        (4 + self.to.len()
+            + sep
+            + 9
+            + self.subject.len()
+            + sep
+            + headers
+            + sep
+            + self.message.len()
+            + sep) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_php() {
+        assert_eq!(Bytes::parse("10M"), Ok(Bytes(10 * 1024 * 1024)));
+        assert_eq!(Bytes::parse("512k"), Ok(Bytes(512 * 1024)));
+        assert_eq!(Bytes::parse(" 1G "), Ok(Bytes(1 << 30)));
+        assert_eq!(Bytes::parse("1000"), Ok(Bytes(1000)));
+        for bad in [
+            "",
+            "M",
+            "10MB",
+            "-1",
+            "1.5M",
+            "ten",
+            "99999999999999999999G",
+        ] {
+            assert!(Bytes::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(Bytes(10 << 20).to_string(), "10M");
+        assert_eq!(Bytes(1536 << 10).to_string(), "1536K");
+        assert_eq!(Bytes(1000).to_string(), "1000");
+        assert_eq!(Bytes(0).to_string(), "0");
+    }
+
+    #[test]
+    fn size_limit_is_inclusive() {
+        let limit = Bytes(100);
+        assert!(check_size(100, limit).is_ok());
+        let err = check_size(101, limit).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("101 bytes"), "{text}");
+        assert!(text.contains("base64"), "{text}");
+        let default = Refusal::TooLarge {
+            size: 1,
+            limit: DEFAULT_MAX_MESSAGE_SIZE,
+        };
+        assert!(default.to_string().contains("7.5 MB"), "{default}");
+    }
+
+    #[test]
+    fn only_the_envelope_sender_passes() {
+        for (ok, addr) in [
+            ("", None),
+            ("   ", None),
+            ("-fuser@example.com", Some("user@example.com")),
+            ("-f user@example.com", Some("user@example.com")),
+            ("-f'user@example.com'", Some("user@example.com")),
+            (
+                "-f \"bounce+x=y@example.com\"",
+                Some("bounce+x=y@example.com"),
+            ),
+            (" -fa.b@sub.example.org ", Some("a.b@sub.example.org")),
+        ] {
+            assert_eq!(
+                check_extra_params(ok),
+                Ok(addr.map(str::to_owned)),
+                "{ok:?}"
+            );
+        }
+        for bad in [
+            "-X/var/www/shell.php",
+            "-OQueueDirectory=/tmp -X/var/www/x.php",
+            "-C/etc/passwd",
+            "-be",
+            "-oi",
+            "-f",
+            "-f ''",
+            "-fuser@example.com -X/tmp/x",
+            "-f'a b'@example.com",
+            "-f\"a\\\" -X/tmp/x @example.com\"",
+            "-f-X@example.com",
+            "-fuser@example.com;id",
+            "-fnoatsign",
+            "user@example.com",
+            "-f'user@example.com",
+        ] {
+            assert!(
+                matches!(
+                    check_extra_params(bad),
+                    Err(Refusal::ForbiddenParameter { .. })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_are_sanitised_like_stock() {
+        assert_eq!(sanitize_field(b"a@b,\n c@d"), b"a@b,  c@d");
+        assert_eq!(
+            sanitize_field(b"Sub\tj\x01e\nct\r\n folded\r\n\t\ttab\x7f  \n\t "),
+            b"Sub j e ct\r\n folded\r\n\t\ttab ".to_vec()
+        );
+        assert_eq!(sanitize_field(b"x\r\n"), b"x");
+        assert_eq!(sanitize_field(b"a\x0cb\x0c"), b"a b");
+        assert_eq!(sanitize_field(b""), b"");
+    }
+
+    #[test]
+    fn headers_are_right_trimmed_only() {
+        assert_eq!(trim_headers(b" X-A: 1\r\n\n\x00\x0b "), b" X-A: 1");
+        assert_eq!(trim_headers(b"X-A: 1\x0c"), b"X-A: 1\x0c");
+        assert_eq!(trim_headers(b"\r\n"), b"");
+    }
+
+    #[test]
+    fn bytes_match_stock_layout() {
+        let m = Outgoing {
+            to: b"a@b",
+            subject: b"s",
+            message: b"m",
+            headers: b"",
+            mixed_lf: false,
+        };
+        assert_eq!(m.bytes(), b"To: a@b\r\nSubject: s\r\n\r\nm\r\n");
+        assert_eq!(m.size(), m.bytes().len() as u64);
+        let m = Outgoing {
+            headers: b"From: f@x\r\nX-A: 1",
+            mixed_lf: true,
+            ..m
+        };
+        assert_eq!(
+            m.bytes(),
+            b"To: a@b\nSubject: s\nFrom: f@x\r\nX-A: 1\n\nm\n"
+        );
+        assert_eq!(m.size(), m.bytes().len() as u64);
+    }
+}
