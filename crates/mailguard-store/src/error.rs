@@ -1,0 +1,96 @@
+//! The store's errors: each names the path or limit involved and says what to do.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use mailguard_core::status::Refusal;
+
+use crate::model::MessageId;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The state directory cannot be created, read or written.
+    StateDir { path: PathBuf, problem: String },
+    /// SQLite failed on the database at `path` (includes "database is locked" after the
+    /// busy timeout): temporary from the caller's point of view.
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The queue is at its cap; new mail must be refused until it drains.
+    QueueFull {
+        messages: u64,
+        bytes: u64,
+        max_messages: u64,
+        max_bytes: u64,
+    },
+    /// Accepting the message would leave less free disk than the reserve.
+    DiskReserve {
+        path: PathBuf,
+        free_bytes: u64,
+        reserve_bytes: u64,
+    },
+    /// No message with this id.
+    NoSuchMessage(MessageId),
+    /// The status machine refused an operator action.
+    Refused { account: String, refusal: Refusal },
+    /// Something stored does not parse (a status, a limits text): the database was edited
+    /// by hand or by a newer version.
+    BadData(String),
+}
+
+impl StoreError {
+    /// Will retrying later (without operator action) plausibly succeed?
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db { .. } | StoreError::QueueFull { .. } | StoreError::DiskReserve { .. }
+        )
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::StateDir { path, problem } => write!(
+                f,
+                "state directory {}: {problem}; it must be a local directory the PHP workers and the runner can read and write",
+                path.display()
+            ),
+            StoreError::Db { path, source } => {
+                write!(f, "state database {}: {source}", path.display())
+            }
+            StoreError::QueueFull {
+                messages,
+                bytes,
+                max_messages,
+                max_bytes,
+            } => write!(
+                f,
+                "the mail queue is full ({messages} messages, {bytes} bytes; the cap is {max_messages} messages, {max_bytes} bytes); \
+                 try again later, or ask the operator to check the runner"
+            ),
+            StoreError::DiskReserve {
+                path,
+                free_bytes,
+                reserve_bytes,
+            } => write!(
+                f,
+                "not enough free disk space for the mail queue in {} ({free_bytes} bytes free, {reserve_bytes} bytes must stay free)",
+                path.display()
+            ),
+            StoreError::NoSuchMessage(id) => write!(f, "no message {id} in the queue"),
+            StoreError::Refused { account, refusal } => write!(f, "account {account}: {refusal}"),
+            StoreError::BadData(what) => write!(f, "unreadable data in the state database: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Db { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

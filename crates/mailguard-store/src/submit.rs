@@ -1,0 +1,318 @@
+//! The accept path: one message in, checked and stored in one immediate transaction.
+
+use mailguard_core::account::{self, Action, Logs};
+use mailguard_core::limits::{Limits, Mode};
+use mailguard_core::rate::Timestamp;
+use mailguard_core::status::Status;
+use rusqlite::{params, Transaction};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::db::{Store, SENDING_LEASE};
+use crate::error::StoreError;
+use crate::ledger::{self, Count, LOG_ACCEPTED, LOG_RELEASED, LOG_SPAM};
+use crate::model::{Admission, MessageId, MessageState, Submission};
+use crate::Result;
+
+impl Store {
+    /// Checks one message against the account's status, burst limit and quota, and stores
+    /// it, all in one `BEGIN IMMEDIATE` transaction (exact across processes). On `Ok` with
+    /// an id, the message is durable (committed with `synchronous=FULL`).
+    ///
+    /// - `DeliverNow`: released (counted in the quota log) and claimed for the caller:
+    ///   deliver it, then call [`Store::record_delivery`]. If the caller dies first, the
+    ///   runner takes it over when the claim's lease ends.
+    /// - `Queued { until }`: over the quota; the runner releases it when the window frees.
+    /// - `Held`: the account is red (or this message tripped the burst limit).
+    /// - `Refused`: the account is in spam status; nothing is stored.
+    ///
+    /// Errors: [`StoreError::QueueFull`] and [`StoreError::DiskReserve`] mean "refuse the
+    /// message for now"; [`StoreError::Db`] means the store could not decide (also refuse:
+    /// never bypass the guard).
+    pub fn submit(
+        &mut self,
+        account: &str,
+        limits: &Limits,
+        sub: Submission<'_>,
+        now: Timestamp,
+        mode: Mode,
+    ) -> Result<Admission> {
+        self.check_disk(limits, sub.raw.len() as u64)?;
+        let checksum = Sha256::digest(sub.raw).to_vec();
+        let subject = subject_of(sub.raw);
+        self.write(|tx| {
+            let sql = |e| StoreError::BadData(format!("submit for {account}: {e}"));
+            let status = ledger::ensure_account(tx, account, now)?;
+            ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
+            ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
+            let accepted = match &limits.burst {
+                Some(l) => ledger::read_log(tx, account, LOG_ACCEPTED, l, now).map_err(sql)?,
+                None => Vec::new(),
+            };
+            let released = match &limits.quota {
+                Some(l) => ledger::read_log(tx, account, LOG_RELEASED, l, now).map_err(sql)?,
+                None => Vec::new(),
+            };
+            let decision = account::admit(
+                status,
+                Logs {
+                    accepted: &accepted,
+                    released: &released,
+                },
+                limits,
+                now,
+                mode,
+            );
+            let mut trip = decision.trip.clone();
+            if let Some(spam) = sub.spam {
+                if spam.refuse && mode == Mode::Observe {
+                    // Observe mode delivers what enforce would refuse; the refusal still
+                    // counts toward the (observed) spam status.
+                    trip = trip.or(observe_spam_refusal(tx, account, status, limits, now)?);
+                }
+            }
+            if let Action::Refused(_) = decision.action {
+                ledger::count(tx, account, now, Count::Refused, None).map_err(sql)?;
+                return Ok(Admission {
+                    id: None,
+                    action: decision.action,
+                    verdict: decision.verdict,
+                    status_after: status,
+                    trip: None,
+                });
+            }
+            check_queue_cap(tx, limits, sub.raw.len() as u64)?;
+            let (state, next_attempt, lease, released_at) = match decision.action {
+                Action::DeliverNow => (
+                    MessageState::Sending,
+                    Some(now),
+                    Some(now.plus(SENDING_LEASE)),
+                    Some(now),
+                ),
+                Action::Queued { until } => (MessageState::Queued, Some(until), None, None),
+                _ => (MessageState::Held, None, None, None),
+            };
+            let verdict = if decision.detail.is_empty() {
+                decision.verdict.to_string()
+            } else {
+                format!("{}: {}", decision.verdict, decision.detail)
+            };
+            tx.execute(
+                "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
+                    state, next_attempt, lease_until, released_at, created, expires, verdict, spam, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    account,
+                    sub.envelope_from,
+                    json!(sub.recipients).to_string(),
+                    subject,
+                    sub.raw,
+                    sub.raw.len() as i64,
+                    checksum,
+                    state.as_str(),
+                    next_attempt.map(|t| t.0),
+                    lease.map(|t| t.0),
+                    released_at.map(|t| t.0),
+                    now.0,
+                    now.plus(limits.hold).0,
+                    verdict,
+                    sub.spam.map(|s| s.to_json().to_string()),
+                    sub.origin.to_json().to_string(),
+                ],
+            )
+            .map_err(sql)?;
+            let id = MessageId(tx.last_insert_rowid());
+            ledger::log_event(tx, account, LOG_ACCEPTED, now).map_err(sql)?;
+            if decision.action == Action::DeliverNow {
+                ledger::log_event(tx, account, LOG_RELEASED, now).map_err(sql)?;
+            }
+            if state == MessageState::Held {
+                ledger::count(tx, account, now, Count::Held, Some(id)).map_err(sql)?;
+            }
+            if let Some(t) = &trip {
+                ledger::record_trip(tx, account, t, now).map_err(sql)?;
+            }
+            let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
+            Ok(Admission {
+                id: Some(id),
+                action: decision.action,
+                verdict: decision.verdict,
+                status_after,
+                trip,
+            })
+        })
+    }
+
+    /// Records a message the spam scorer refused (enforce mode): kept for review in state
+    /// `refused-spam` (never sent), counted as refused, and counted toward the spam status
+    /// (by default the 5th refusal within an hour turns the account to `spam`).
+    pub fn record_refused_spam(
+        &mut self,
+        account: &str,
+        limits: &Limits,
+        sub: Submission<'_>,
+        now: Timestamp,
+        mode: Mode,
+    ) -> Result<Admission> {
+        let checksum = Sha256::digest(sub.raw).to_vec();
+        let subject = subject_of(sub.raw);
+        let reserve_ok = self.check_disk(limits, sub.raw.len() as u64).is_ok();
+        self.write(|tx| {
+            let sql = |e| StoreError::BadData(format!("spam refusal for {account}: {e}"));
+            let status = ledger::ensure_account(tx, account, now)?;
+            ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
+            ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
+            // Keeping the evidence must not fill the disk: past the reserve, or the queue
+            // cap, only the counters and the metadata are kept.
+            let keep_raw = reserve_ok && check_queue_cap(tx, limits, sub.raw.len() as u64).is_ok();
+            let verdict = match sub.spam {
+                Some(s) => format!("refuse: spam score {} ({})", s.score, s.rules.join(", ")),
+                None => "refuse: spam".to_owned(),
+            };
+            tx.execute(
+                "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
+                    state, created, expires, verdict, spam, origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'refused-spam', ?8, ?8, ?9, ?10, ?11)",
+                params![
+                    account,
+                    sub.envelope_from,
+                    json!(sub.recipients).to_string(),
+                    subject,
+                    if keep_raw { Some(sub.raw) } else { None },
+                    sub.raw.len() as i64,
+                    checksum,
+                    now.0,
+                    verdict,
+                    sub.spam.map(|s| s.to_json().to_string()),
+                    sub.origin.to_json().to_string(),
+                ],
+            )
+            .map_err(sql)?;
+            let id = MessageId(tx.last_insert_rowid());
+            ledger::count(tx, account, now, Count::Refused, Some(id)).map_err(sql)?;
+            ledger::log_event(tx, account, LOG_SPAM, now).map_err(sql)?;
+            let refusals = match &limits.spam_refusals {
+                Some(l) => ledger::read_log(tx, account, LOG_SPAM, l, now).map_err(sql)?,
+                None => Vec::new(),
+            };
+            let trip = account::spam_trip(status, &refusals, limits, now, mode);
+            if let Some(t) = &trip {
+                ledger::record_trip(tx, account, t, now).map_err(sql)?;
+            }
+            let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
+            let refused = Action::Refused(account::RefusedBecause::SpamScore);
+            Ok(Admission {
+                id: Some(id),
+                action: refused,
+                verdict: refused,
+                status_after,
+                trip,
+            })
+        })
+    }
+
+    fn check_disk(&self, limits: &Limits, size: u64) -> Result<()> {
+        let free = self.free_disk_bytes()?;
+        // The body is written twice (WAL, then the database at checkpoint).
+        let need = limits
+            .disk_reserve_bytes
+            .saturating_add(size.saturating_mul(2));
+        if free < need {
+            return Err(StoreError::DiskReserve {
+                path: self.dir().to_path_buf(),
+                free_bytes: free,
+                reserve_bytes: limits.disk_reserve_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn observe_spam_refusal(
+    tx: &Transaction<'_>,
+    account: &str,
+    status: Status,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<Option<account::Trip>> {
+    let sql = |e| StoreError::BadData(format!("spam observation for {account}: {e}"));
+    ledger::log_event(tx, account, LOG_SPAM, now).map_err(sql)?;
+    let refusals = match &limits.spam_refusals {
+        Some(l) => ledger::read_log(tx, account, LOG_SPAM, l, now).map_err(sql)?,
+        None => return Ok(None),
+    };
+    Ok(account::spam_trip(
+        status,
+        &refusals,
+        limits,
+        now,
+        Mode::Observe,
+    ))
+}
+
+/// Refuses a message that would take the queue past its cap (messages or bytes).
+fn check_queue_cap(tx: &Transaction<'_>, limits: &Limits, size: u64) -> Result<()> {
+    let (messages, bytes): (i64, i64) = tx
+        .query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages
+             WHERE state IN ('queued', 'held', 'sending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| StoreError::BadData(format!("queue size: {e}")))?;
+    let (messages, bytes) = (messages as u64, bytes as u64);
+    if messages + 1 > limits.queue_max_messages || bytes + size > limits.queue_max_bytes {
+        return Err(StoreError::QueueFull {
+            messages,
+            bytes,
+            max_messages: limits.queue_max_messages,
+            max_bytes: limits.queue_max_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The Subject header of a raw message, unfolded, for listings (at most 200 characters).
+pub(crate) fn subject_of(raw: &[u8]) -> String {
+    let head_end = find(raw, b"\r\n\r\n")
+        .or_else(|| find(raw, b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let mut subject: Option<String> = None;
+    for line in head.split('\n') {
+        let line = line.trim_end_matches('\r');
+        match &mut subject {
+            Some(s) if line.starts_with([' ', '\t']) => {
+                s.push(' ');
+                s.push_str(line.trim());
+            }
+            Some(_) => break,
+            None => {
+                if line.len() >= 8 && line[..8].eq_ignore_ascii_case("subject:") {
+                    subject = Some(line[8..].trim().to_owned());
+                }
+            }
+        }
+    }
+    subject.unwrap_or_default().chars().take(200).collect()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_of;
+
+    #[test]
+    fn subjects_are_found_and_unfolded() {
+        assert_eq!(
+            subject_of(b"To: a@b\r\nSubject: Hello\r\n there\r\nX: y\r\n\r\nSubject: body"),
+            "Hello there"
+        );
+        assert_eq!(subject_of(b"SUBJECT:x\n\nbody"), "x");
+        assert_eq!(subject_of(b"To: a@b\r\n\r\nSubject: not a header"), "");
+        assert_eq!(subject_of(b""), "");
+    }
+}
