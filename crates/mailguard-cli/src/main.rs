@@ -1,1 +1,36 @@
-fn main() {}
+//! `mailguard`: the operator's command. Each subcommand lives in its own module;
+//! this file only dispatches.
+
+mod admin;
+
+const USAGE: &str = "\
+usage: mailguard COMMAND [OPTIONS]
+
+account commands (each takes --state-dir DIR, default /var/lib/mailguard):
+  status, block, unblock, purge, history, errors, transitions, report-to, queue
+
+run `mailguard COMMAND --help` for a command's options";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first().map(String::as_str) else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let code = match cmd {
+        c if admin::COMMANDS.contains(&c) => admin::run(c, &args[1..]),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            0
+        }
+        "--version" | "version" => {
+            println!("mailguard {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        other => {
+            eprintln!("mailguard: unknown command \"{other}\"\n{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

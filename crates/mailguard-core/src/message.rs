@@ -74,6 +74,11 @@ pub enum Refusal {
     BadSetting { name: &'static str, problem: String },
     /// mailguard itself failed (a contained panic); nothing was sent.
     Internal { what: String },
+    /// The state or queue cannot take the message (unusable state directory, queue
+    /// cap, disk reserve); `problem` says which and names the path.
+    Store { problem: String },
+    /// The account's status or a rule refuses new mail; `reason` says what to do.
+    Policy { reason: String },
 }
 
 impl fmt::Display for Refusal {
@@ -97,6 +102,12 @@ impl fmt::Display for Refusal {
             Refusal::BadSetting { name, problem } => {
                 write!(f, "message refused: setting {name} is invalid: {problem}; ask the server operator to fix php.ini")
             }
+            Refusal::Store { problem } => write!(
+                f,
+                "message refused: the mail queue cannot take it: {problem}; nothing was sent, \
+                 ask the server operator"
+            ),
+            Refusal::Policy { reason } => write!(f, "message refused: {reason}"),
             Refusal::Internal { what } => write!(
                 f,
                 "message refused: internal error ({what}); nothing was sent, please report this to the server operator"
@@ -207,6 +218,74 @@ pub fn precheck(
                 given: String::from_utf8_lossy(raw).into_owned(),
             }),
         },
+    }
+}
+
+/// The recipient addresses of a message: `$to` plus the `To`, `Cc` and `Bcc`
+/// header lines (folded lines joined), as `sendmail -t` would find them. Display
+/// names, comments and group syntax are dropped; what remains is each addr-spec.
+pub fn recipients(to: &[u8], headers: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    add_addresses(&String::from_utf8_lossy(to), &mut out);
+    let text = String::from_utf8_lossy(headers);
+    let mut current: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(c) = current.as_mut() {
+                c.push(' ');
+                c.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(c) = current.take() {
+            add_addresses(&c, &mut out);
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if ["to", "cc", "bcc"].contains(&name.trim().to_ascii_lowercase().as_str()) {
+                current = Some(value.to_owned());
+            }
+        }
+    }
+    if let Some(c) = current {
+        add_addresses(&c, &mut out);
+    }
+    out
+}
+
+/// Splits an address list on commas outside quotes, comments and angle brackets.
+fn add_addresses(list: &str, out: &mut Vec<String>) {
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    let bytes = list.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'(' | b'<' if !quoted => depth += 1,
+            b')' | b'>' if !quoted => depth -= 1,
+            b',' | b';' if !quoted && depth <= 0 => {
+                push_address(&list[start..i], out);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    push_address(&list[start..], out);
+}
+
+fn push_address(item: &str, out: &mut Vec<String>) {
+    let item = item.trim();
+    // "Group: a@b" keeps the part after the colon when there is no angle address.
+    let item = match (item.find('<'), item.find(':')) {
+        (None, Some(colon)) if !item[..colon].contains('@') => item[colon + 1..].trim(),
+        _ => item,
+    };
+    let addr = match (item.rfind('<'), item.rfind('>')) {
+        (Some(l), Some(r)) if l < r => &item[l + 1..r],
+        _ => item.split_whitespace().find(|w| w.contains('@')).unwrap_or(""),
+    };
+    let addr = addr.trim();
+    if addr.contains('@') && !out.iter().any(|a| a.eq_ignore_ascii_case(addr)) {
+        out.push(addr.to_owned());
     }
 }
 
@@ -416,6 +495,20 @@ mod tests {
         assert_eq!(sanitize_field(b"x\r\n"), b"x");
         assert_eq!(sanitize_field(b"a\x0cb\x0c"), b"a b");
         assert_eq!(sanitize_field(b""), b"");
+    }
+
+    #[test]
+    fn recipients_come_from_to_and_headers() {
+        let r = recipients(
+            b"Anna <anna@example.com>, bob@example.com",
+            b"From: x@y\r\nCc: \"Doe, J\" <j@example.com>,\r\n k@example.com\r\nBCC: hidden@example.com\r\nReply-To: r@example.com",
+        );
+        assert_eq!(
+            r,
+            ["anna@example.com", "bob@example.com", "j@example.com", "k@example.com", "hidden@example.com"]
+        );
+        assert_eq!(recipients(b"undisclosed-recipients:;", b""), Vec::<String>::new());
+        assert_eq!(recipients(b"a@b, A@B", b"To: a@b"), ["a@b"]);
     }
 
     #[test]
