@@ -281,7 +281,10 @@ fn push_address(item: &str, out: &mut Vec<String>) {
     };
     let addr = match (item.rfind('<'), item.rfind('>')) {
         (Some(l), Some(r)) if l < r => &item[l + 1..r],
-        _ => item.split_whitespace().find(|w| w.contains('@')).unwrap_or(""),
+        _ => item
+            .split_whitespace()
+            .find(|w| w.contains('@'))
+            .unwrap_or(""),
     };
     let addr = addr.trim();
     if addr.contains('@') && !out.iter().any(|a| a.eq_ignore_ascii_case(addr)) {
@@ -328,6 +331,53 @@ pub fn trim_headers(headers: &[u8]) -> &[u8] {
         end -= 1;
     }
     &headers[..end]
+}
+
+/// Stock `php_mail_detect_multiple_crlf()`: whether the header block that
+/// php_mail() would write (the `X-PHP-Originating-Script` line first, when
+/// `x_header`) has leading, doubled or malformed line breaks. Stock mail() then
+/// warns "Multiple or malformed newlines found in additional_header" and returns
+/// false; mailguard lets that happen before anything is queued.
+pub fn malformed_newlines(headers: &[u8], x_header: bool) -> bool {
+    if headers.is_empty() && !x_header {
+        return false;
+    }
+    // The X header's own bytes are "X-PHP-Originating-Script: uid:file" plus a
+    // separator: only its first byte and the separator matter to the scan.
+    let mut block = Vec::with_capacity(headers.len() + 3);
+    if x_header {
+        block.push(b'X');
+        if !headers.is_empty() {
+            block.extend_from_slice(b"\r\n");
+        }
+    }
+    block.extend_from_slice(headers);
+    let at = |i: usize| block.get(i).copied().unwrap_or(0);
+    // C's `char` is signed here: bytes of 0x80 and up compare below 33.
+    let first = at(0);
+    if !(33..=126).contains(&first) || first == b':' {
+        return true;
+    }
+    let mut i = 0;
+    while i < block.len() {
+        match at(i) {
+            b'\r' => {
+                let (n1, n2) = (at(i + 1), at(i + 2));
+                if n1 == 0 || n1 == b'\r' || (n1 == b'\n' && matches!(n2, 0 | b'\n' | b'\r')) {
+                    return true;
+                }
+                i += 2;
+            }
+            b'\n' => {
+                if matches!(at(i + 1), 0 | b'\r' | b'\n') {
+                    return true;
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// The pieces of one message after stock validation and sanitising.
@@ -505,10 +555,53 @@ mod tests {
         );
         assert_eq!(
             r,
-            ["anna@example.com", "bob@example.com", "j@example.com", "k@example.com", "hidden@example.com"]
+            [
+                "anna@example.com",
+                "bob@example.com",
+                "j@example.com",
+                "k@example.com",
+                "hidden@example.com"
+            ]
         );
-        assert_eq!(recipients(b"undisclosed-recipients:;", b""), Vec::<String>::new());
+        assert_eq!(
+            recipients(b"undisclosed-recipients:;", b""),
+            Vec::<String>::new()
+        );
         assert_eq!(recipients(b"a@b, A@B", b"To: a@b"), ["a@b"]);
+    }
+
+    #[test]
+    fn malformed_newlines_like_stock() {
+        for ok in [
+            &b"X-A: 1"[..],
+            b"X-A: 1\r\nX-B: 2",
+            b"X-A: a\r\n folded",
+            b"HEAD1: a\rHEAD2: b",
+            b"",
+        ] {
+            assert!(
+                !malformed_newlines(ok, false),
+                "{:?}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+        for bad in [
+            &b" X-Lead: 1"[..],
+            b"X-A: 1\r\n\r\nX-B: 2",
+            b"X-A: 1\n\nX",
+            b":x",
+            b"\xc3\xa9: x",
+            b"X\r\r",
+        ] {
+            assert!(
+                malformed_newlines(bad, false),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // With the X header first, a leading space folds into it, as in stock.
+        assert!(!malformed_newlines(b" X-A: 1", true));
+        assert!(!malformed_newlines(b"", true));
     }
 
     #[test]

@@ -49,7 +49,10 @@ mod tests {
             "/var/www/wp/wp-content/plugins/contact-form-7/includes/mail.php",
         ];
         assert_eq!(first_caller(frames), Some(2));
-        assert_eq!(first_caller(["/app/vendor/symfony/mailer/Transport.php"]), None);
+        assert_eq!(
+            first_caller(["/app/vendor/symfony/mailer/Transport.php"]),
+            None
+        );
         assert!(!is_mail_library("/var/www/html/contact.php"));
         assert!(is_eval("/var/www/html/x.php(3) : eval()'d code"));
         assert!(!is_eval("/var/www/html/x.php"));

@@ -1,1 +1,0 @@
-//! spam (to be written)
