@@ -25,18 +25,21 @@
 //! p99 from seconds to tens of milliseconds under 32-64 writers).
 
 mod admin;
+pub mod dashboard_support;
 mod db;
 mod delivery;
 mod error;
 mod integrity;
 mod ledger;
 mod model;
+mod runner_support;
 mod submit;
 
 pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SENDING_LEASE};
 pub use error::StoreError;
 pub use integrity::IntegrityReport;
 pub use model::*;
+pub use runner_support::{BounceMatch, BounceRecord, MatchedBy, NoticeDue, OriginSource};
 
 pub use mailguard_core::account::Action;
 pub use mailguard_core::limits::{Limits, Mode};
