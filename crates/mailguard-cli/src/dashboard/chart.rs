@@ -1,0 +1,155 @@
+//! The history chart: sent, errors and refused per day as grouped bars, in inline SVG
+//! drawn on the server (no script, no external resource; colours come from classes in
+//! the dashboard's stylesheet).
+
+use mailguard_store::DayStats;
+
+use super::pages::esc;
+
+const W: u32 = 760;
+const H: u32 = 240;
+const LEFT: u32 = 48;
+const RIGHT: u32 = 8;
+const TOP: u32 = 14;
+const BOTTOM: u32 = 40;
+
+/// Rounds the largest value up to a "nice" axis maximum (1, 2, 5 × 10^n).
+fn axis_max(max: u64) -> u64 {
+    if max <= 5 {
+        return 5;
+    }
+    let mut step = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            if step.saturating_mul(m) >= max {
+                return step * m;
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+}
+
+/// The SVG element for `days` (oldest first).
+pub fn history_svg(days: &[DayStats]) -> String {
+    let max = days
+        .iter()
+        .flat_map(|d| [d.sent, d.errors, d.refused])
+        .max()
+        .unwrap_or(0);
+    let top = axis_max(max);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let n = days.len().max(1) as u32;
+    let slot = plot_w as f64 / n as f64;
+    let bar = (slot / 3.6).max(1.0);
+    let y_of = |v: u64| TOP as f64 + plot_h as f64 * (1.0 - v as f64 / top as f64);
+    let total = |f: fn(&DayStats) -> u64| days.iter().map(f).sum::<u64>();
+    let mut s = format!(
+        "<svg id=\"history-chart\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" \
+         viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+         aria-labelledby=\"chart-title\" data-days=\"{}\">\
+         <title id=\"chart-title\">Mail per day over the last {} days: {} sent, {} errors, {} refused</title>",
+        days.len(),
+        days.len(),
+        total(|d| d.sent),
+        total(|d| d.errors),
+        total(|d| d.refused),
+    );
+    // Grid lines and their values: 0, half, top.
+    for v in [0, top / 2, top] {
+        let y = y_of(v);
+        s.push_str(&format!(
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/>\
+             <text class=\"axis\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
+            W - RIGHT,
+            LEFT - 6,
+            y + 4.0
+        ));
+    }
+    for (i, d) in days.iter().enumerate() {
+        let x0 = LEFT as f64 + slot * i as f64 + (slot - 3.0 * bar) / 2.0;
+        for (k, (class, v)) in [
+            ("sent", d.sent),
+            ("errors", d.errors),
+            ("refused", d.refused),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let y = y_of(v);
+            let h = (TOP as f64 + plot_h as f64 - y).max(0.0);
+            s.push_str(&format!(
+                "<rect class=\"bar {class}\" data-day=\"{}\" data-value=\"{v}\" x=\"{:.1}\" y=\"{y:.1}\" \
+                 width=\"{bar:.1}\" height=\"{h:.1}\"><title>{}: {v} {class}</title></rect>",
+                d.day,
+                x0 + bar * k as f64,
+                d.day
+            ));
+        }
+        // A date label every 5th day and on the last day, as MM-DD.
+        if i % 5 == 0 || i + 1 == days.len() {
+            let label = d.day.to_string();
+            s.push_str(&format!(
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                LEFT as f64 + slot * (i as f64 + 0.5),
+                H - BOTTOM + 16,
+                esc(label.get(5..).unwrap_or(&label))
+            ));
+        }
+    }
+    // Legend.
+    for (k, (class, name)) in [
+        ("sent", "sent"),
+        ("errors", "errors"),
+        ("refused", "refused"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = LEFT + 110 * k as u32;
+        s.push_str(&format!(
+            "<rect class=\"bar {class}\" x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\"/>\
+             <text class=\"legend\" x=\"{}\" y=\"{}\">{name}</text>",
+            H - 16,
+            x + 18,
+            H - 6
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailguard_core::rate::Day;
+
+    #[test]
+    fn axis_is_nice() {
+        assert_eq!(axis_max(0), 5);
+        assert_eq!(axis_max(7), 10);
+        assert_eq!(axis_max(11), 20);
+        assert_eq!(axis_max(21), 50);
+        assert_eq!(axis_max(500), 500);
+        assert_eq!(axis_max(501), 1000);
+    }
+
+    #[test]
+    fn draws_three_bars_per_day() {
+        let days: Vec<DayStats> = (0..30)
+            .map(|i| DayStats {
+                day: Day(20_000 + i),
+                sent: i as u64,
+                errors: 1,
+                refused: 0,
+                held: 0,
+            })
+            .collect();
+        let svg = history_svg(&days);
+        assert_eq!(svg.matches("class=\"bar sent\" data-day").count(), 30);
+        assert_eq!(svg.matches("class=\"bar errors\" data-day").count(), 30);
+        assert_eq!(svg.matches("class=\"bar refused\" data-day").count(), 30);
+        assert!(svg.contains("435 sent, 30 errors, 0 refused"));
+        assert!(!svg.contains("style="));
+    }
+}

@@ -1,0 +1,399 @@
+//! `mailguard dashboard`: the account owner's web panel (status light, counters, 30-day
+//! chart, error log, top scripts, transitions; block / unblock / purge / report-to), its
+//! JSON API for hosting panels, and `/metrics` for Prometheus; plus `dashboard passwd`,
+//! which writes the credentials it accepts.
+//!
+//! The server is small and synchronous ([`tiny_http`], a few threads); each request reads
+//! the store in short transactions, so the extension and the runner never wait on it.
+//!
+//! - [`http`]: request/response values, security headers, form and cookie parsing
+//! - [`auth`]: credentials file, sessions, CSRF tokens, bearer tokens
+//! - [`app`]: routing and the HTML side; [`api`]: JSON; [`metrics`]: Prometheus
+//! - [`pages`], [`chart`], [`advice`]: what the owner sees
+
+mod advice;
+mod api;
+mod app;
+mod auth;
+mod chart;
+mod http;
+mod metrics;
+mod pages;
+
+use std::io::{BufRead, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mailguard_store::{Store, DEFAULT_STATE_DIR};
+
+use app::App;
+use auth::{Auth, CredentialsFile, Role};
+use http::{Request, Response, MAX_BODY, SECURITY_HEADERS};
+
+const USAGE: &str = "\
+usage:
+  mailguard dashboard [--listen ADDR:PORT] [--state-dir DIR] [--auth-file FILE]
+                      [--allow-remote] [--secure-cookie] [--metrics-open] [--threads N]
+  mailguard dashboard passwd (--account NAME | --operator NAME) [--generate]
+                      [--iterations N] [--state-dir DIR] [--auth-file FILE]
+
+--listen          default 127.0.0.1:8025; a loopback address unless --allow-remote
+                  (port 0 picks a free port; the address is printed on stdout)
+--auth-file       default STATE_DIR/dashboard-auth (mode 0600)
+--allow-remote    listen on a non-loopback address: only behind a TLS proxy, as the
+                  dashboard itself speaks plain HTTP
+--secure-cookie   mark the session cookie Secure (when served over HTTPS)
+--metrics-open    serve /metrics without credentials to loopback clients
+passwd            reads the password from the first line of stdin (at least 12
+                  characters), or with --generate makes one and prints it; an account
+                  owner sees only that account, an operator sees all
+(the default state directory is /var/lib/mailguard)";
+
+/// Runs `mailguard dashboard ...`; returns the exit code (0 ok, 1 failed, 2 usage).
+pub fn run(args: &[String]) -> i32 {
+    let result = match args.first().map(String::as_str) {
+        Some("passwd") => passwd(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return 0;
+        }
+        _ => serve(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(Fail::Usage(m)) => {
+            eprintln!("mailguard dashboard: {m}\n{USAGE}");
+            2
+        }
+        Err(Fail::Run(m)) => {
+            eprintln!("mailguard dashboard: {m}");
+            1
+        }
+    }
+}
+
+enum Fail {
+    Usage(String),
+    Run(String),
+}
+
+/// `--key value` / `--key=value` options and `--flag`s.
+struct Opts {
+    values: Vec<(String, String)>,
+    flags: Vec<String>,
+}
+
+fn parse(args: &[String], values: &[&str], flags: &[&str]) -> Result<Opts, Fail> {
+    let mut o = Opts {
+        values: Vec::new(),
+        flags: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
+            _ => (a.as_str(), None),
+        };
+        if values.contains(&key) {
+            let v = match inline {
+                Some(v) => v,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| Fail::Usage(format!("{key} needs a value")))?,
+            };
+            o.values.push((key.to_owned(), v));
+        } else if flags.contains(&key) && inline.is_none() {
+            o.flags.push(key.to_owned());
+        } else {
+            return Err(Fail::Usage(format!("unknown argument {a}")));
+        }
+    }
+    Ok(o)
+}
+
+impl Opts {
+    fn value(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.flags.iter().any(|f| f == key)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        PathBuf::from(self.value("--state-dir").unwrap_or(DEFAULT_STATE_DIR))
+    }
+
+    fn auth_file(&self) -> CredentialsFile {
+        CredentialsFile {
+            path: self
+                .value("--auth-file")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| self.state_dir().join("dashboard-auth")),
+        }
+    }
+}
+
+fn passwd(args: &[String]) -> Result<(), Fail> {
+    let o = parse(
+        args,
+        &[
+            "--account",
+            "--operator",
+            "--iterations",
+            "--state-dir",
+            "--auth-file",
+        ],
+        &["--generate"],
+    )?;
+    let (role, name) = match (o.value("--account"), o.value("--operator")) {
+        (Some(a), None) => (Role::Account, a),
+        (None, Some(op)) => (Role::Operator, op),
+        _ => {
+            return Err(Fail::Usage(
+                "give exactly one of --account NAME or --operator NAME".into(),
+            ))
+        }
+    };
+    if !auth::valid_name(name) {
+        return Err(Fail::Usage(format!(
+            "\"{name}\" is not a valid name (letters, digits, . _ - @; at most 128)"
+        )));
+    }
+    let iterations = match o.value("--iterations") {
+        None => auth::DEFAULT_ITERATIONS,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= auth::MIN_ITERATIONS)
+            .ok_or_else(|| {
+                Fail::Usage(format!(
+                    "--iterations must be a number of at least {}",
+                    auth::MIN_ITERATIONS
+                ))
+            })?,
+    };
+    let secret = if o.flag("--generate") {
+        auth::hex(&auth::random_bytes::<20>())
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Fail::Run(format!("cannot read the password from stdin: {e}")))?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        if pw.chars().count() < 12 {
+            return Err(Fail::Run(
+                "the password (first line of stdin) must have at least 12 characters".into(),
+            ));
+        }
+        if pw.contains(char::is_control) {
+            return Err(Fail::Run(
+                "the password must not contain control characters".into(),
+            ));
+        }
+        pw
+    };
+    let file = o.auth_file();
+    if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Fail::Run(format!(
+                "{}: the directory does not exist",
+                dir.display()
+            )));
+        }
+    }
+    file.set(role, name, auth::hash_password(&secret, iterations))
+        .map_err(Fail::Run)?;
+    if o.flag("--generate") {
+        println!("{secret}");
+    }
+    eprintln!(
+        "mailguard dashboard: {} {name} written to {}{}",
+        role.as_str(),
+        file.path.display(),
+        if o.flag("--generate") {
+            " (password on stdout, shown once)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// The listen address, refusing a non-loopback one without `--allow-remote`.
+fn listen_addr(text: &str, allow_remote: bool) -> Result<SocketAddr, Fail> {
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| Fail::Usage(format!("--listen {text}: {e} (expected ADDRESS:PORT)")))?
+        .collect();
+    let Some(addr) = addrs.first().copied() else {
+        return Err(Fail::Usage(format!("--listen {text}: no address")));
+    };
+    if !allow_remote && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(Fail::Usage(format!(
+            "--listen {text} is not a loopback address. The dashboard speaks plain HTTP, so \
+             passwords and session cookies would cross the network unencrypted: keep it on \
+             127.0.0.1 behind a TLS reverse proxy (then use --secure-cookie), or pass \
+             --allow-remote if the network path is protected otherwise"
+        )));
+    }
+    Ok(addr)
+}
+
+fn serve(args: &[String]) -> Result<(), Fail> {
+    let o = parse(
+        args,
+        &["--listen", "--state-dir", "--auth-file", "--threads"],
+        &["--allow-remote", "--secure-cookie", "--metrics-open"],
+    )?;
+    let addr = listen_addr(
+        o.value("--listen").unwrap_or("127.0.0.1:8025"),
+        o.flag("--allow-remote"),
+    )?;
+    let threads = match o.value("--threads") {
+        None => 4,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| Fail::Usage("--threads must be a number from 1 to 64".into()))?,
+    };
+    let state_dir = o.state_dir();
+    // Fail early on an unusable state directory (and create the database if new).
+    Store::open(&state_dir).map_err(|e| Fail::Run(e.to_string()))?;
+    let file = o.auth_file();
+    match file.load() {
+        Err(e) => return Err(Fail::Run(e)),
+        Ok(c) if c.is_empty() => eprintln!(
+            "mailguard dashboard: warning: {} has no credentials yet, nobody can log in; \
+             add some with `mailguard dashboard passwd --account NAME`",
+            file.path.display()
+        ),
+        Ok(_) => {}
+    }
+    if let Some(mode) = CredentialsFile::loose_permissions(&file.path) {
+        eprintln!(
+            "mailguard dashboard: warning: {} has mode {mode:o}; it should be 0600",
+            file.path.display()
+        );
+    }
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| Fail::Run(format!("cannot listen on {addr}: {e}")))?;
+    let local = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| addr.to_string());
+    let app = Arc::new(App {
+        state_dir,
+        auth: Auth::new(file),
+        secure_cookie: o.flag("--secure-cookie"),
+        metrics_open: o.flag("--metrics-open"),
+    });
+    let server = Arc::new(server);
+    println!("mailguard dashboard: listening on http://{local}/");
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (server, app) = (Arc::clone(&server), Arc::clone(&app));
+            std::thread::spawn(move || loop {
+                match server.recv() {
+                    Ok(rq) => answer(&app, rq),
+                    Err(e) => eprintln!("mailguard dashboard: accept: {e}"),
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// Reads one request, answers it (a panic becomes a 500), adds the security headers.
+fn answer(app: &App, mut rq: tiny_http::Request) {
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_owned()))
+        .collect();
+    let declared = rq.body_length().unwrap_or(0);
+    let response = if declared > MAX_BODY {
+        Response::text(
+            413,
+            "text/plain; charset=utf-8",
+            "request body too large\n".into(),
+        )
+    } else {
+        let mut body = Vec::new();
+        let read = rq
+            .as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body);
+        if read.is_err() {
+            return;
+        }
+        if body.len() > MAX_BODY {
+            Response::text(
+                413,
+                "text/plain; charset=utf-8",
+                "request body too large\n".into(),
+            )
+        } else {
+            let req = Request::new(
+                rq.method().as_str(),
+                rq.url(),
+                headers,
+                body,
+                rq.remote_addr().map(|a| a.ip()),
+            );
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.handle(&req)))
+                .unwrap_or_else(|_| {
+                    Response::text(500, "text/plain; charset=utf-8", "internal error\n".into())
+                })
+        }
+    };
+    if response.status >= 500 {
+        eprintln!(
+            "mailguard dashboard: {} {} -> {}",
+            rq.method(),
+            rq.url().split('?').next().unwrap_or(""),
+            response.status
+        );
+    }
+    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    for (k, v) in response
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(SECURITY_HEADERS)
+    {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            out.add_header(h);
+        }
+    }
+    let _ = rq.respond(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_refuses_remote_without_the_flag() {
+        assert!(listen_addr("127.0.0.1:0", false).is_ok());
+        assert!(listen_addr("[::1]:8025", false).is_ok());
+        assert!(matches!(
+            listen_addr("0.0.0.0:8025", false),
+            Err(Fail::Usage(_))
+        ));
+        assert!(listen_addr("0.0.0.0:8025", true).is_ok());
+        assert!(listen_addr("nonsense", false).is_err());
+    }
+}
