@@ -49,6 +49,14 @@ hooked functions => mail, error_log
 effective max_message_size => 2M (2097152 bytes)
 
 Directive => Local Value => Master Value
+mailguard.account => default => default
+mailguard.allow_control => 0 => 0
 mailguard.enabled => 1 => 1
 mailguard.fault_injection => no value => no value
+mailguard.hold => 72h => 72h
 mailguard.max_message_size => 2M => 2M
+mailguard.mode => enforce => enforce
+mailguard.rate_burst => %s
+mailguard.rate_quota => %s
+mailguard.spam_check => 1 => 1
+mailguard.state_dir => %s => %s

@@ -8,13 +8,10 @@ sendmail_path="cat >/dev/null"
 --FILE--
 <?php
 var_dump(mail("a@b", "s", "m"));
-try {
-    MailGuard\status();
-} catch (Exception $e) {
-    echo $e->getMessage(), "\n";
-}
+$s = MailGuard\status();
+echo $s['status'], ": ", $s['error'], "\n";
 ?>
 --EXPECTF--
 Warning: mailguard: message refused: setting mailguard.max_message_size is invalid: "10MB" is not a size: use a whole number of bytes, optionally followed by K, M or G (e.g. 10M); ask the server operator to fix php.ini in %s on line %d
 bool(false)
-message refused: setting mailguard.max_message_size is invalid: "10MB" is not a size: use a whole number of bytes, optionally followed by K, M or G (e.g. 10M); ask the server operator to fix php.ini
+unknown: message refused: setting mailguard.max_message_size is invalid: "10MB" is not a size: use a whole number of bytes, optionally followed by K, M or G (e.g. 10M); ask the server operator to fix php.ini

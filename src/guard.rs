@@ -1,9 +1,15 @@
-//! The guard as the shim sees it: reads the effective settings and asks the core.
-//! No policy lives here; this file only turns PHP settings into core values.
+//! The guard as the shim sees it: reads the effective settings, gathers the
+//! message's origin, asks the core and the store, and runs the delivery the
+//! store releases. No policy lives here.
 
+use mailguard_core::limits::Mode;
 use mailguard_core::message::{self, Bytes, Outgoing, Refusal, DEFAULT_MAX_MESSAGE_SIZE};
+use mailguard_core::origin;
+use mailguard_core::spam::{self, Level, SpamContext, Thresholds};
+use mailguard_store::{Action, Failure, Origin, Outcome, SpamSummary, Submission};
 
-use crate::php;
+use crate::php::{self, Call};
+use crate::state::{self, Settings};
 
 /// `mailguard.enabled`: off means the stock handlers run untouched.
 pub fn enabled() -> bool {
@@ -21,11 +27,133 @@ pub fn max_message_size() -> Result<Bytes, Refusal> {
     }
 }
 
-/// Every check of the guard that applies before queueing, in SPEC order.
-/// `user_params` is the 5th argument when PHP would use it (no forced params).
-pub fn check(outgoing: &Outgoing, user_params: Option<&[u8]>) -> Result<(), Refusal> {
+/// What the guard decided for one message.
+pub enum Verdict {
+    /// Accepted: `true` when delivered or durably queued, `false` when the
+    /// immediate delivery failed (as stock mail() reports it).
+    Accepted(bool),
+    Refused(Refusal),
+}
+
+/// Every check of SPEC §3 in order, then the durable queue, then the immediate
+/// delivery when the store releases the message. `user_params` is the 5th
+/// argument when PHP would use it (no forced params); `deliver` runs the stock
+/// pipe and says whether it succeeded.
+pub fn send(
+    call: &Call,
+    outgoing: &Outgoing,
+    user_params: Option<&[u8]>,
+    deliver: impl FnOnce() -> bool,
+) -> Verdict {
+    match admit(call, outgoing, user_params) {
+        Err(refusal) => Verdict::Refused(refusal),
+        Ok((settings, admission)) => match admission.action {
+            Action::DeliverNow => {
+                let sent = deliver();
+                let outcome = if sent {
+                    Outcome::Sent { rejected: vec![] }
+                } else {
+                    // PHP 8.2's php_mail() hides the exit status: a failed pipe is
+                    // reported as stock does (false) and logged as a failure.
+                    Outcome::PermFail(vec![Failure {
+                        recipient: "*".to_owned(),
+                        code: None,
+                        enhanced: None,
+                        text: "the sendmail command failed (non-zero exit status)".to_owned(),
+                    }])
+                };
+                if let Err(refusal) = state::record(&settings, &admission, outcome) {
+                    // Delivered, but not recorded: the runner re-sends after its lease.
+                    php::warn(&format!("delivery not recorded: {refusal}"));
+                }
+                Verdict::Accepted(sent)
+            }
+            Action::Queued { .. } | Action::Held => Verdict::Accepted(true),
+            Action::Refused(because) => Verdict::Refused(Refusal::Policy {
+                reason: because.to_string(),
+            }),
+        },
+    }
+}
+
+fn admit(
+    call: &Call,
+    outgoing: &Outgoing,
+    user_params: Option<&[u8]>,
+) -> Result<(Settings, mailguard_store::Admission), Refusal> {
     fault_injection();
-    message::precheck(outgoing, max_message_size()?, user_params).map(|_sender| ())
+    let sender = message::precheck(outgoing, max_message_size()?, user_params)?;
+    let settings = Settings::read()?;
+    let raw = outgoing.bytes();
+    let recipients = message::recipients(outgoing.to, outgoing.headers);
+    let (origin, caller_file, from_eval) = origin_of(call);
+    let verdict = php::ini_bool("mailguard.spam_check").then(|| {
+        let ctx = SpamContext {
+            origin_file: caller_file,
+            from_eval,
+        };
+        spam::score(&raw, &ctx, &Thresholds::default())
+    });
+    let summary = verdict.as_ref().map(|v| SpamSummary {
+        score: f64::from(v.score),
+        rules: v.hits.iter().map(|h| h.rule.as_str().to_owned()).collect(),
+        refuse: v.level == Level::Refuse,
+    });
+    let submission = Submission {
+        raw: &raw,
+        envelope_from: sender.as_deref().unwrap_or(""),
+        recipients: &recipients,
+        origin: &origin,
+        spam: summary.as_ref(),
+    };
+    if let Some(v) = verdict.as_ref().filter(|v| v.level == Level::Refuse) {
+        if settings.mode == Mode::Enforce {
+            // Kept for review, counted toward the spam status, never sent.
+            state::refuse_spam(&settings, submission)?;
+            return Err(Refusal::Policy {
+                reason: format!(
+                    "it looks like spam ({}); it was kept for the operator to review. \
+                     If this is legitimate mail, change what the rules name, or ask the operator",
+                    v.summary()
+                ),
+            });
+        }
+    }
+    let admission = state::submit(&settings, submission)?;
+    Ok((settings, admission))
+}
+
+/// Where the call came from: the calling file and line, the first caller outside
+/// the mail libraries (only when it is not the call site itself) and the request;
+/// also the file of that first caller, and whether any frame is eval()'d code.
+fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
+    let frames = call.user_frames(64);
+    let first = origin::first_caller(frames.iter().map(|f| f.file.as_str()));
+    let caller_file = first
+        .or(Some(0))
+        .and_then(|i| frames.get(i))
+        .map(|f| f.file.clone());
+    let caller = first
+        .filter(|&i| i > 0)
+        .map(|i| format!("{}:{}", frames[i].file, frames[i].line));
+    let sapi = php::sapi_name();
+    let web = sapi != "cli" && sapi != "phpdbg" && sapi != "embed";
+    let var = |name: &str| php::request_var(name).filter(|v| !v.is_empty());
+    let from_eval = frames.iter().any(|f| origin::is_eval(&f.file));
+    let origin = Origin {
+        file: frames.first().map(|f| f.file.clone()),
+        line: frames.first().map(|f| f.line),
+        caller,
+        vhost: if web {
+            var("HTTP_HOST").or_else(|| var("SERVER_NAME"))
+        } else {
+            None
+        },
+        request_uri: if web { var("REQUEST_URI") } else { None },
+        client_ip: if web { var("REMOTE_ADDR") } else { None },
+        sapi: Some(if web { "web" } else { "cli" }.to_owned()),
+    };
+    (origin, caller_file, from_eval)
 }
 
 /// `mailguard.fault_injection = panic`: a deliberate panic inside the guard, so

@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 
 use ext_php_rs::ffi::{zend_execute_data, zval};
 use ext_php_rs::zend::{try_catch, CatchError};
-use mailguard_core::message::{sanitize_field, trim_headers, Outgoing, Refusal};
+use mailguard_core::message::{self, sanitize_field, trim_headers, Outgoing, Refusal};
 
 use crate::guard;
 use crate::php::{self, Call, Hook, NotString};
@@ -149,14 +149,19 @@ fn mail(call: &Call) -> Outcome {
     };
     let forced = php::ini_bytes("mail.force_extra_parameters");
     let user_params = if n == 5 { call.bytes(5) } else { None };
-    if let Err(refusal) = guard::check(&outgoing, forced.is_none().then_some(user_params).flatten())
-    {
-        return Outcome::Refused(refusal);
-    }
     let extra = forced.as_deref().or(user_params);
-    let sent = php::stock_php_mail(&to, &subject, message, headers, extra);
-    call.set_bool(sent);
-    Outcome::Done
+    if message::malformed_newlines(headers, php::ini_bool("mail.add_x_header")) {
+        // Stock validation, before the guard: php_mail() warns and returns false.
+        call.set_bool(php::stock_php_mail(&to, &subject, message, headers, extra));
+        return Outcome::Done;
+    }
+    let checked = forced.is_none().then_some(user_params).flatten();
+    verdict(
+        call,
+        guard::send(call, &outgoing, checked, || {
+            php::stock_php_mail(&to, &subject, message, headers, extra)
+        }),
+    )
 }
 
 fn mb_send_mail(call: &Call) -> Outcome {
@@ -183,10 +188,11 @@ fn mb_send_mail(call: &Call) -> Outcome {
     };
     let forced = php::ini_bytes("mail.force_extra_parameters").is_some();
     let user_params = if n == 5 { call.bytes(5) } else { None };
-    match guard::check(&outgoing, (!forced).then_some(user_params).flatten()) {
-        Ok(()) => Outcome::Delegate,
-        Err(refusal) => Outcome::Refused(refusal),
-    }
+    let checked = (!forced).then_some(user_params).flatten();
+    verdict(
+        call,
+        guard::send(call, &outgoing, checked, || original(&MB_SEND_MAIL, call)),
+    )
 }
 
 /// `error_log($message, 1, $to, $headers)` mails; every other type is left alone.
@@ -215,8 +221,24 @@ fn error_log(call: &Call) -> Outcome {
         headers: call.bytes(4).unwrap_or_default(),
         mixed_lf: php::ini_bool("mail.mixed_lf_and_crlf"),
     };
-    match guard::check(&outgoing, None) {
-        Ok(()) => Outcome::Delegate,
-        Err(refusal) => Outcome::Refused(refusal),
+    verdict(
+        call,
+        guard::send(call, &outgoing, None, || original(&ERROR_LOG, call)),
+    )
+}
+
+/// Runs the original handler (which calls php_mail() itself) and reads its result.
+fn original(hook: &Hook, call: &Call) -> bool {
+    hook.call_original(call);
+    call.returned_true()
+}
+
+fn verdict(call: &Call, v: guard::Verdict) -> Outcome {
+    match v {
+        guard::Verdict::Accepted(ok) => {
+            call.set_bool(ok);
+            Outcome::Done
+        }
+        guard::Verdict::Refused(refusal) => Outcome::Refused(refusal),
     }
 }

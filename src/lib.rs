@@ -8,28 +8,49 @@
 
 use std::ffi::c_int;
 
-use ext_php_rs::boxed::ZBox;
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::ZendHashTable;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 
+mod api;
+use api::RegisterApi as _;
 mod guard;
 mod hook;
 mod php;
+mod state;
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
 /// `php_admin_value`; a script can never change them (`ini_set()` returns false).
-static INI: IniEntryDefs<4> = IniEntryDefs::new([
+static INI: IniEntryDefs<12> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.max_message_size",
         c"10M",
         IniEntryPermission::System,
     ),
+    IniEntryDef::new(
+        c"mailguard.state_dir",
+        c"/var/lib/mailguard",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(c"mailguard.account", c"default", IniEntryPermission::System),
+    IniEntryDef::new(c"mailguard.mode", c"enforce", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"mailguard.rate_quota",
+        c"200/1h",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(
+        c"mailguard.rate_burst",
+        c"50/1m",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(c"mailguard.hold", c"72h", IniEntryPermission::System),
+    IniEntryDef::new(c"mailguard.allow_control", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"mailguard.spam_check", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.fault_injection",
         c"",
@@ -81,8 +102,8 @@ extern "C" fn info(module: *mut ModuleEntry) {
         info_table_start!();
         info_table_row!("mailguard support", "enabled");
         info_table_row!("version", VERSION);
-        info_table_row!("hooked functions", hooked().join(", "));
-        let disabled = disabled();
+        info_table_row!("hooked functions", api::hooked().join(", "));
+        let disabled = api::disabled();
         if !disabled.is_empty() {
             info_table_row!("disabled by disable_functions", disabled.join(", "));
         }
@@ -96,46 +117,6 @@ extern "C" fn info(module: *mut ModuleEntry) {
     });
 }
 
-fn hooked() -> Vec<&'static str> {
-    hook::ALL
-        .iter()
-        .filter(|h| h.is_active())
-        .map(|h| h.name())
-        .collect()
-}
-
-fn disabled() -> Vec<&'static str> {
-    hook::ALL
-        .iter()
-        .filter(|h| h.is_disabled())
-        .map(|h| h.name())
-        .collect()
-}
-
-fn list(items: &[&str]) -> PhpResult<ZBox<ZendHashTable>> {
-    let mut arr = ZendHashTable::new();
-    for item in items {
-        arr.push(*item)?;
-    }
-    Ok(arr)
-}
-
-/// `MailGuard\status(): array`: where this script stands.
-#[php_function]
-#[php(name = "MailGuard\\status")]
-pub fn status() -> PhpResult<ZBox<ZendHashTable>> {
-    let mut arr = ZendHashTable::new();
-    arr.insert("enabled", guard::enabled())?;
-    arr.insert("hooked", list(&hooked())?)?;
-    arr.insert("disabled", list(&disabled())?)?;
-    match guard::max_message_size() {
-        Ok(b) => arr.insert("max_message_size", b.0 as i64)?,
-        Err(e) => return Err(PhpException::from_message(e.to_string())),
-    }
-    arr.insert("version", VERSION)?;
-    Ok(arr)
-}
-
 #[php_module]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
@@ -145,5 +126,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .shutdown_function(shutdown)
         .request_startup_function(request_startup)
         .info_function(info)
-        .function(wrap_function!(status))
+        .register_api()
 }

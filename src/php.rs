@@ -276,6 +276,12 @@ impl Call {
         self.arg(n).and_then(|z| z.zend_str()).map(|s| s.as_bytes())
     }
 
+    /// Whether the handler left `true` in the return slot.
+    pub fn returned_true(&self) -> bool {
+        // SAFETY: `rv` is the engine's return slot for this call.
+        unsafe { (*self.rv.cast::<Zval>()).bool() == Some(true) }
+    }
+
     pub fn set_bool(&self, value: bool) {
         // SAFETY: `rv` is the engine's return slot for this call.
         unsafe { (*self.rv.cast::<Zval>()).set_bool(value) }
@@ -405,4 +411,84 @@ pub fn display_module_ini(module: *mut zend_module_entry) {
 pub fn unregister_ini(module_type: c_int, module_number: c_int) {
     // SAFETY: MSHUTDOWN of the module that registered the entries.
     unsafe { zend_unregister_ini_entries_ex(module_number, module_type) }
+}
+
+/// One PHP frame of the running script: file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub file: String,
+    pub line: u32,
+}
+
+const ZEND_USER_FUNCTION: u8 = 2;
+
+impl Call {
+    /// The user-code frames above this call, innermost first (at most `max`):
+    /// the first is where mail() was called.
+    pub fn user_frames(&self, max: usize) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        // SAFETY: walking the engine's live frame chain of this request, read-only;
+        // each frame's func, opline and filename are valid while the call runs.
+        unsafe {
+            let mut ex = (*self.ex).prev_execute_data;
+            while !ex.is_null() && frames.len() < max {
+                let func = (*ex).func;
+                if !func.is_null() && (*func).type_ == ZEND_USER_FUNCTION && !(*ex).opline.is_null()
+                {
+                    let name = (*func).op_array.filename;
+                    if !name.is_null() {
+                        let file = (*name.cast::<ext_php_rs::types::ZendStr>()).as_bytes();
+                        frames.push(Frame {
+                            file: String::from_utf8_lossy(file).into_owned(),
+                            line: (*(*ex).opline).lineno,
+                        });
+                    }
+                }
+                ex = (*ex).prev_execute_data;
+            }
+        }
+        frames
+    }
+}
+
+unsafe extern "C" {
+    fn sapi_getenv(name: *const c_char, len: usize) -> *mut c_char;
+}
+
+/// A request variable from the SAPI (FastCGI params under php-fpm, the
+/// environment under the CLI), without touching `$_SERVER`.
+pub fn request_var(name: &str) -> Option<String> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: a NUL-terminated name; the SAPI returns an emalloc'd copy or NULL.
+    let v = unsafe { sapi_getenv(c.as_ptr(), name.len()) };
+    if v.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string we now own and free with efree.
+    let s = unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned();
+    unsafe { ext_php_rs::ffi::_efree(v.cast()) };
+    Some(s)
+}
+
+/// The SAPI's name: "cli", "fpm-fcgi", "apache2handler"...
+pub fn sapi_name() -> String {
+    // SAFETY: sapi_module is initialised before any request.
+    unsafe {
+        let m = ffi::ext_php_rs_sapi_module();
+        if m.is_null() || (*m).name.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr((*m).name).to_string_lossy().into_owned()
+    }
+}
+
+unsafe extern "C" {
+    fn zend_get_executed_filename() -> *const c_char;
+}
+
+/// The file currently executing (the caller of a MailGuard\ function).
+pub fn executed_file() -> Option<String> {
+    // SAFETY: during a request PHP returns a NUL-terminated static or interned name.
+    let p = unsafe { zend_get_executed_filename() };
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }

@@ -8,6 +8,7 @@ FPM_BIN=${FPM_BIN:-$(command -v php-fpm8.2 || command -v php-fpm || echo /usr/sb
 fpm_start() {
   dir=$1; workers=$2; shift 2
   chmod 755 "$dir"
+  install -d -o www-data -g www-data -m 0700 "$dir/state"
   {
     echo "[global]"
     echo "error_log = $dir/fpm.log"

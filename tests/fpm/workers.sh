@@ -22,6 +22,7 @@ workers=4
 fpm_start "$dir" $workers \
   "php_admin_value[sendmail_path] = $dir/record.sh $dir/sent.out" \
   "php_admin_value[mailguard.max_message_size] = 2K" \
+  "php_admin_value[mailguard.state_dir] = $dir/state" \
   "php_admin_value[extension] = posix"
 requests=24
 clients=()

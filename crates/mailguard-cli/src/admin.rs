@@ -9,7 +9,8 @@ use std::io::Write;
 use mailguard_store::{now, MessageId, Store, StoreError, DEFAULT_STATE_DIR};
 
 /// The commands this module answers.
-pub const COMMANDS: [&str; 9] = [
+pub const COMMANDS: [&str; 10] = [
+    "integrity",
     "status",
     "block",
     "unblock",
@@ -34,6 +35,7 @@ usage:
   mailguard queue list   [--account NAME]            [--state-dir DIR]
   mailguard queue show   ID [--raw]                  [--state-dir DIR]
   mailguard queue delete ID                          [--state-dir DIR]
+  mailguard integrity                                [--state-dir DIR]
 (the default state directory is /var/lib/mailguard)";
 
 /// Runs one command; returns the process exit code (0 ok, 1 failed, 2 usage).
@@ -185,6 +187,27 @@ fn run_to(cmd: &str, args: &[String], out: &mut dyn Write) -> Result<(), Fail> {
     let o = parse(args)?;
     let t = now();
     match cmd {
+        "integrity" => {
+            let report = o.open()?.check_integrity()?;
+            writeln!(
+                out,
+                "{} accounts, {} messages, {} ledger rows",
+                report.accounts, report.messages, report.ledger_rows
+            )?;
+            for p in &report.problems {
+                writeln!(out, "problem: {p}")?;
+            }
+            if !report.is_ok() {
+                return Err(Fail::Io(std::io::Error::other(format!(
+                    "{} problem(s) found",
+                    report.problems.len()
+                ))));
+            }
+            writeln!(
+                out,
+                "ok: SQLite integrity_check passed and every counter equals its ledger"
+            )?;
+        }
         "status" => {
             let account = o.account()?;
             let s = o.open()?.status_snapshot(account, t)?;

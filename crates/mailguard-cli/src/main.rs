@@ -2,12 +2,26 @@
 //! this file only dispatches.
 
 mod admin;
+mod bounce;
+mod check;
+mod dashboard;
+mod notice;
+mod report;
+mod run;
 
 const USAGE: &str = "\
 usage: mailguard COMMAND [OPTIONS]
 
 account commands (each takes --state-dir DIR, default /var/lib/mailguard):
-  status, block, unblock, purge, history, errors, transitions, report-to, queue
+  status, block, unblock, purge, history, errors, transitions, report-to, queue, integrity
+delivery and reports:
+  run        deliver queued mail (long-running, or --once)
+  bounce     read an RFC 3464 delivery-status notification on stdin
+  report     send the day's failures to each account's report-to address
+web:
+  dashboard  the account owner's panel, JSON API and /metrics
+spam:
+  check      score a message (FILE.eml or -) and list the rules it hits
 
 run `mailguard COMMAND --help` for a command's options";
 
@@ -19,6 +33,11 @@ fn main() {
     };
     let code = match cmd {
         c if admin::COMMANDS.contains(&c) => admin::run(c, &args[1..]),
+        "run" => run::run(&args[1..]),
+        "bounce" => bounce::run(&args[1..]),
+        "report" => report::run(&args[1..]),
+        "check" => check::run(&args[1..]),
+        "dashboard" => dashboard::run(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             0
