@@ -8,6 +8,7 @@ use mailguard_core::origin;
 use mailguard_core::spam::{self, Level, SpamContext, Thresholds};
 use mailguard_store::{Action, Failure, Origin, Outcome, SpamSummary, Submission};
 
+use crate::delivery;
 use crate::php::{self, Call};
 use crate::state::{self, Settings};
 
@@ -45,29 +46,14 @@ pub fn send(
     user_params: Option<&[u8]>,
     deliver: impl FnOnce() -> bool,
 ) -> Verdict {
+    let transport = match delivery::mode() {
+        Ok(t) => t,
+        Err(refusal) => return Verdict::Refused(refusal),
+    };
     match admit(call, outgoing, user_params) {
         Err(refusal) => Verdict::Refused(refusal),
-        Ok((settings, admission)) => match admission.action {
-            Action::DeliverNow => {
-                let sent = deliver();
-                let outcome = if sent {
-                    Outcome::Sent { rejected: vec![] }
-                } else {
-                    // PHP 8.2's php_mail() hides the exit status: a failed pipe is
-                    // reported as stock does (false) and logged as a failure.
-                    Outcome::PermFail(vec![Failure {
-                        recipient: "*".to_owned(),
-                        code: None,
-                        enhanced: None,
-                        text: "the sendmail command failed (non-zero exit status)".to_owned(),
-                    }])
-                };
-                if let Err(refusal) = state::record(&settings, &admission, outcome) {
-                    // Delivered, but not recorded: the runner re-sends after its lease.
-                    php::warn(&format!("delivery not recorded: {refusal}"));
-                }
-                Verdict::Accepted(sent)
-            }
+        Ok(admitted) => match admitted.admission.action {
+            Action::DeliverNow => deliver_now(&admitted, transport, deliver),
             Action::Queued { .. } | Action::Held => Verdict::Accepted(true),
             Action::Refused(because) => Verdict::Refused(Refusal::Policy {
                 reason: because.to_string(),
@@ -76,11 +62,75 @@ pub fn send(
     }
 }
 
+/// What `admit` stored, kept for the delivery that follows.
+struct Admitted {
+    settings: Settings,
+    admission: mailguard_store::Admission,
+    raw: Vec<u8>,
+    envelope_from: String,
+    recipients: Vec<String>,
+}
+
+/// The immediate attempt for a message the store released at once.
+fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -> bool) -> Verdict {
+    match transport {
+        delivery::Mode::Runner => {
+            if let Some(id) = a.admission.id {
+                if let Err(refusal) = state::release(&a.settings, id) {
+                    php::warn(&format!(
+                        "queued, but not handed to the runner yet: {refusal}"
+                    ));
+                }
+            }
+            Verdict::Accepted(true)
+        }
+        delivery::Mode::Smtp(toml) => {
+            let plan = match delivery::smtp_attempt(&toml, &a.envelope_from, &a.recipients, &a.raw)
+            {
+                Ok(plan) => plan,
+                Err(refusal) => {
+                    // The relay settings are broken: leave the message to the runner.
+                    if let Some(id) = a.admission.id {
+                        let _ = state::release(&a.settings, id);
+                    }
+                    php::warn(&format!("queued for the runner: {refusal}"));
+                    return Verdict::Accepted(true);
+                }
+            };
+            let ok = delivery::reported_ok(&plan.outcome);
+            if let Err(refusal) = state::record_plan(&a.settings, &a.admission, plan) {
+                php::warn(&format!("delivery not recorded: {refusal}"));
+            }
+            Verdict::Accepted(ok)
+        }
+        delivery::Mode::Sendmail => {
+            let sent = deliver();
+            let outcome = if sent {
+                Outcome::Sent { rejected: vec![] }
+            } else {
+                // PHP 8.2's php_mail() hides the exit status: a failed pipe is
+                // reported as stock does (false) and logged as a failure.
+                Outcome::PermFail(vec![Failure {
+                    recipient: "*".to_owned(),
+                    code: None,
+                    enhanced: None,
+                    text: "the sendmail command failed (non-zero exit status)".to_owned(),
+                }])
+            };
+            if let Err(refusal) = state::record(&a.settings, &a.admission, outcome) {
+                // Delivered, but not recorded: the runner re-sends after its lease.
+                php::warn(&format!("delivery not recorded: {refusal}"));
+            }
+            Verdict::Accepted(sent)
+        }
+    }
+}
+
 fn admit(
     call: &Call,
     outgoing: &Outgoing,
     user_params: Option<&[u8]>,
-) -> Result<(Settings, mailguard_store::Admission), Refusal> {
+) -> Result<Admitted, Refusal> {
     fault_injection();
     let sender = message::precheck(outgoing, max_message_size()?, user_params)?;
     let settings = Settings::read()?;
@@ -99,9 +149,10 @@ fn admit(
         rules: v.hits.iter().map(|h| h.rule.as_str().to_owned()).collect(),
         refuse: v.level == Level::Refuse,
     });
+    let envelope_from = sender.unwrap_or_else(default_sender);
     let submission = Submission {
         raw: &raw,
-        envelope_from: sender.as_deref().unwrap_or(""),
+        envelope_from: &envelope_from,
         recipients: &recipients,
         origin: &origin,
         spam: summary.as_ref(),
@@ -120,7 +171,26 @@ fn admit(
         }
     }
     let admission = state::submit(&settings, submission)?;
-    Ok((settings, admission))
+    Ok(Admitted {
+        settings,
+        admission,
+        raw,
+        envelope_from,
+        recipients,
+    })
+}
+
+/// The envelope sender when the script gave no `-f`: `sendmail_from` if the
+/// operator set it, else what sendmail itself would use, `user@hostname`.
+fn default_sender() -> String {
+    if let Some(from) = php::ini_string("sendmail_from").filter(|f| f.contains('@')) {
+        return from.trim().to_owned();
+    }
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(php::process_user);
+    format!("{user}@{}", php::hostname())
 }
 
 /// Where the call came from: the calling file and line, the first caller outside

@@ -15,6 +15,7 @@ use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 
 mod api;
 use api::RegisterApi as _;
+mod delivery;
 mod guard;
 mod hook;
 mod php;
@@ -24,7 +25,7 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
 /// `php_admin_value`; a script can never change them (`ini_set()` returns false).
-static INI: IniEntryDefs<12> = IniEntryDefs::new([
+static INI: IniEntryDefs<16> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.max_message_size",
@@ -51,6 +52,18 @@ static INI: IniEntryDefs<12> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.hold", c"72h", IniEntryPermission::System),
     IniEntryDef::new(c"mailguard.allow_control", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"mailguard.spam_check", c"1", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"mailguard.transport",
+        c"sendmail",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(c"mailguard.smtp_relay", c"", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"mailguard.smtp_security",
+        c"ssl",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(c"mailguard.smtp_ca_file", c"", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.fault_injection",
         c"",

@@ -148,6 +148,30 @@ pub fn record(settings: &Settings, admission: &Admission, outcome: Outcome) -> R
     })
 }
 
+/// Records an SMTP attempt's outcome, splitting off recipients a relay deferred.
+pub fn record_plan(
+    settings: &Settings,
+    admission: &Admission,
+    plan: mailguard_delivery::Plan,
+) -> Result<(), Refusal> {
+    let Some(id) = admission.id else {
+        return Ok(());
+    };
+    with_store(&settings.state_dir, |s| {
+        if let Some((deferred, reply)) = &plan.split {
+            s.split_off(id, deferred, reply, now())?;
+        }
+        s.record_delivery(id, &plan.outcome, now()).map(|_| ())
+    })
+}
+
+/// Gives a claimed message back to the queue for the runner.
+pub fn release(settings: &Settings, id: mailguard_store::MessageId) -> Result<(), Refusal> {
+    with_store(&settings.state_dir, |s| {
+        s.release_claim(id, now()).map(|_| ())
+    })
+}
+
 /// The account's counters and status, for `MailGuard\status()`.
 pub fn snapshot(settings: &Settings) -> Result<Snapshot, Refusal> {
     with_store(&settings.state_dir, |s| {

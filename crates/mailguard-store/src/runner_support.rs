@@ -153,6 +153,25 @@ impl Store {
         })
     }
 
+    /// Gives one message a PHP worker claimed at submit back to the queue, due at once,
+    /// without counting an attempt: the worker leaves its delivery to the runner
+    /// (`mailguard.transport = runner`). A message no longer `sending` is left alone.
+    pub fn release_claim(&mut self, id: MessageId, now: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE messages SET
+                         state = CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
+                                      IN ('active', 'force') THEN 'queued' ELSE 'held' END,
+                         next_attempt = ?2, lease_until = NULL
+                     WHERE id = ?1 AND state = 'sending'",
+                    params![id.0, now.0],
+                )
+                .map_err(sql)?;
+            Ok(n == 1)
+        })
+    }
+
     /// Messages due now (queued, next attempt reached, green account) or whose sending
     /// lease ran out: what a runner pass would try, before quota deferrals. For progress.
     pub fn count_due(&mut self, now: Timestamp) -> Result<u64> {
