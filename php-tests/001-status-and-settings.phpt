@@ -58,5 +58,9 @@ mailguard.max_message_size => 2M => 2M
 mailguard.mode => enforce => enforce
 mailguard.rate_burst => %s
 mailguard.rate_quota => %s
+mailguard.smtp_ca_file => no value => no value
+mailguard.smtp_relay => no value => no value
+mailguard.smtp_security => ssl => ssl
 mailguard.spam_check => 1 => 1
 mailguard.state_dir => %s => %s
+mailguard.transport => sendmail => sendmail
