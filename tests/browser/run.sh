@@ -31,7 +31,7 @@ fi
 seed() {
     (cd "$REPO_ROOT" && MAILGUARD_SEED_DIR="$STATE" MAILGUARD_SEED_ACCOUNT="$ACCOUNT" \
         MAILGUARD_SEED_PART=$1 \
-        cargo test -q -p mailguard-cli --test dashboard_seed -- --ignored >/dev/null)
+        cargo test -q ${CARGO_TEST_ARGS:-} -p mailguard-cli --test dashboard_seed -- --ignored >/dev/null)
 }
 
 # The 29 days before today first, in time order.

@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use crate::args::{Arg, Args};
+
 use mailguard_store::{now, MessageId, Store, StoreError, DEFAULT_STATE_DIR};
 
 /// The commands this module answers.
@@ -108,20 +110,17 @@ fn parse(args: &[String]) -> Result<Opts, Fail> {
         values: Vec::new(),
         words: Vec::new(),
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
-            _ => (a.as_str(), None),
+    let mut args = Args::new(args);
+    while let Some(a) = args.next_arg() {
+        let key = match a {
+            Arg::Opt(k) => k,
+            Arg::Word(w) => {
+                o.words.push(w.to_owned());
+                continue;
+            }
         };
         if VALUE_OPTS.contains(&key) {
-            let v = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| Fail::Usage(format!("{key} needs a value")))?,
-            };
+            let v = args.value().map_err(Fail::Usage)?;
             match key {
                 "--state-dir" => o.state_dir = v,
                 "--account" => o.account = Some(v),
@@ -130,10 +129,8 @@ fn parse(args: &[String]) -> Result<Opts, Fail> {
             }
         } else if FLAG_OPTS.contains(&key) {
             o.flags.push(key.to_owned());
-        } else if key.starts_with("--") {
-            return Err(Fail::Usage(format!("unknown option {key}")));
         } else {
-            o.words.push(a.clone());
+            return Err(Fail::Usage(format!("unknown option {key}")));
         }
     }
     Ok(o)

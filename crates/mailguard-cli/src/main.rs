@@ -2,6 +2,7 @@
 //! this file only dispatches.
 
 mod admin;
+mod args;
 mod bounce;
 mod check;
 mod dashboard;

@@ -3,6 +3,7 @@
 //! report-to address through the configured transport. Cron and systemd-timer friendly:
 //! nothing to send is exit 0, silently.
 
+use crate::args::{Arg, Args};
 use std::path::PathBuf;
 
 use mailguard_core::rate::{Day, Timestamp};
@@ -41,18 +42,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         day: None,
         dry_run: false,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
-            _ => (a.as_str(), None),
+    let mut args = Args::new(args);
+    while let Some(a) = args.next_arg() {
+        let key = match a {
+            Arg::Opt(k) => k,
+            Arg::Word(w) => w,
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{key} needs a value"))
-        };
+        let mut value = || args.value();
         match key {
             "--all" => o.all = true,
             "--dry-run" => o.dry_run = true,

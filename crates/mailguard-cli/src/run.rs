@@ -6,6 +6,7 @@
 //! runner stops with the error, and the claim goes back to the queue (at the next start
 //! of the runner, or when its lease ends).
 
+use crate::args::{Arg, Args};
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -58,18 +59,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         interval: None,
         max: None,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
-            _ => (a.as_str(), None),
+    let mut args = Args::new(args);
+    while let Some(a) = args.next_arg() {
+        let key = match a {
+            Arg::Opt(k) => k,
+            Arg::Word(w) => w,
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{key} needs a value"))
-        };
+        let mut value = || args.value();
         match key {
             "--once" => o.once = true,
             "--state-dir" => o.state_dir = PathBuf::from(value()?),

@@ -250,20 +250,7 @@ impl Store {
                 )
                 .map_err(sql)?;
             let rows = st
-                .query_map(params![account, limit, offset], |r| {
-                    let origin: String = r.get(6)?;
-                    Ok(ErrorEntry {
-                        time: Timestamp(r.get(0)?),
-                        message_id: r.get::<_, Option<i64>>(1)?.map(MessageId),
-                        recipient: r.get(2)?,
-                        code: r.get(3)?,
-                        enhanced: r.get(4)?,
-                        text: r.get(5)?,
-                        origin: Origin::from_json(
-                            &serde_json::from_str(&origin).unwrap_or(Value::Null),
-                        ),
-                    })
-                })
+                .query_map(params![account, limit, offset], error_entry)
                 .map_err(sql)?;
             rows.collect::<rusqlite::Result<_>>().map_err(sql)
         })
@@ -396,4 +383,18 @@ pub(crate) fn accounts(tx: &Transaction<'_>) -> Result<Vec<String>> {
         .map_err(sql)?;
     let rows = st.query_map([], |r| r.get(0)).map_err(sql)?;
     rows.collect::<rusqlite::Result<_>>().map_err(sql)
+}
+
+/// One row of `SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors`.
+pub(crate) fn error_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorEntry> {
+    let origin: String = r.get(6)?;
+    Ok(ErrorEntry {
+        time: Timestamp(r.get(0)?),
+        message_id: r.get::<_, Option<i64>>(1)?.map(MessageId),
+        recipient: r.get(2)?,
+        code: r.get(3)?,
+        enhanced: r.get(4)?,
+        text: r.get(5)?,
+        origin: Origin::from_json(&serde_json::from_str(&origin).unwrap_or(Value::Null)),
+    })
 }

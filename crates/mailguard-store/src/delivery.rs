@@ -360,7 +360,7 @@ fn expire_due(tx: &Transaction<'_>, now: Timestamp) -> Sql<u64> {
 }
 
 /// The bounce-ratio rule over the ledger's rolling window.
-fn bounce_check(
+pub(crate) fn bounce_check(
     tx: &Transaction<'_>,
     account: &str,
     status: Status,

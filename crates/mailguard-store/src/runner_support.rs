@@ -472,53 +472,23 @@ impl Store {
                 )
                 .map_err(sql)?;
             let rows = st
-                .query_map(params![account, from, until], |r| {
-                    let origin: String = r.get(6)?;
-                    Ok(ErrorEntry {
-                        time: Timestamp(r.get(0)?),
-                        message_id: r.get::<_, Option<i64>>(1)?.map(MessageId),
-                        recipient: r.get(2)?,
-                        code: r.get(3)?,
-                        enhanced: r.get(4)?,
-                        text: r.get(5)?,
-                        origin: Origin::from_json(
-                            &serde_json::from_str(&origin).unwrap_or(Value::Null),
-                        ),
-                    })
-                })
+                .query_map(params![account, from, until], crate::admin::error_entry)
                 .map_err(sql)?;
             rows.collect::<rusqlite::Result<_>>().map_err(sql)
         })
     }
 }
 
-/// The bounce-ratio rule after a bounce (the same arithmetic as a delivery's record).
+/// The bounce-ratio rule after a bounce: the same rule as a delivery's record, with
+/// the account's stored status and limits.
 fn bounce_check(
     tx: &Transaction<'_>,
     account: &str,
     now: Timestamp,
 ) -> Result<Option<account::Trip>> {
     let status = ledger::status_of(tx, account)?.unwrap_or(Status::Active);
-    if !status.is_green() {
-        return Ok(None);
-    }
     let (limits, mode) = ledger::stored_limits(tx, account)?;
-    let since = now.minus(limits.bounce.window).0;
-    let n = |kind: &str| -> Result<u64> {
-        tx.query_row(
-            "SELECT count(*) FROM ledger WHERE account = ?1 AND kind = ?2 AND time > ?3",
-            params![account, kind, since],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n as u64)
-        .map_err(sql)
-    };
-    let (sent, errors) = (n(Count::Sent.kind())?, n(Count::Error.kind())?);
-    let trip = account::bounce_trip(status, sent, errors, &limits, mode);
-    if let Some(t) = &trip {
-        ledger::record_trip(tx, account, t, now).map_err(sql)?;
-    }
-    Ok(trip)
+    crate::delivery::bounce_check(tx, account, status, &limits, mode, now)
 }
 
 #[cfg(test)]

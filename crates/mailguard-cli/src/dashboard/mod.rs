@@ -20,6 +20,7 @@ mod http;
 mod metrics;
 mod pages;
 
+use crate::args::{Arg, Args};
 use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -89,25 +90,18 @@ fn parse(args: &[String], values: &[&str], flags: &[&str]) -> Result<Opts, Fail>
         values: Vec::new(),
         flags: Vec::new(),
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (key, inline) = match a.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_owned())),
-            _ => (a.as_str(), None),
+    let mut args = Args::new(args);
+    while let Some(a) = args.next_arg() {
+        let key = match a {
+            Arg::Opt(k) | Arg::Word(k) => k,
         };
         if values.contains(&key) {
-            let v = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| Fail::Usage(format!("{key} needs a value")))?,
-            };
+            let v = args.value().map_err(Fail::Usage)?;
             o.values.push((key.to_owned(), v));
-        } else if flags.contains(&key) && inline.is_none() {
+        } else if flags.contains(&key) && !args.has_inline_value() {
             o.flags.push(key.to_owned());
         } else {
-            return Err(Fail::Usage(format!("unknown argument {a}")));
+            return Err(Fail::Usage(format!("unknown argument {key}")));
         }
     }
     Ok(o)
