@@ -273,7 +273,16 @@ impl Sink {
             .map(|e| e.path())
             .collect();
         files.sort();
-        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+        // smtp-sink removes the dump file of a session that ended without a
+        // message (e.g. rejected at RCPT), possibly between the listing and the read.
+        files
+            .iter()
+            .filter_map(|p| match std::fs::read(p) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => panic!("{}: {e}", p.display()),
+            })
+            .collect()
     }
 }
 
