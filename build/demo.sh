@@ -53,7 +53,7 @@ say "a script sending 8 messages at once, against a burst limit of 5/1m"
 "${php[@]}" -r 'for ($i = 1; $i <= 8; $i++) { echo "mail() #$i: ", var_export(mail("list$i@example.org", "Newsletter", "Hello $i"), true), "\n"; }'
 echo "messages in the mailbox so far: $(count)"
 
-say "mailguard status: the burst turned the account inactive, 3 messages held"
+say "mailguard status: the burst (counting every message accepted this minute) turned the account inactive; the rest is held"
 "${mg[@]}" status --account demo-site --state-dir "$demo/state"
 
 say "the operator unblocks, and the runner delivers the held mail"
