@@ -62,6 +62,22 @@ pub fn send(
     }
 }
 
+/// One error-log entry per recipient of a message the sendmail pipe refused.
+fn pipe_failures(recipients: &[String]) -> Vec<Failure> {
+    let text = "the sendmail command failed (non-zero exit status)";
+    let failure = |r: &str| Failure {
+        recipient: r.to_owned(),
+        code: None,
+        enhanced: None,
+        text: text.to_owned(),
+    };
+    if recipients.is_empty() {
+        vec![failure("*")]
+    } else {
+        recipients.iter().map(|r| failure(r)).collect()
+    }
+}
+
 /// What `admit` stored, kept for the delivery that follows.
 struct Admitted {
     settings: Settings,
@@ -110,12 +126,7 @@ fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -
             } else {
                 // PHP 8.2's php_mail() hides the exit status: a failed pipe is
                 // reported as stock does (false) and logged as a failure.
-                Outcome::PermFail(vec![Failure {
-                    recipient: "*".to_owned(),
-                    code: None,
-                    enhanced: None,
-                    text: "the sendmail command failed (non-zero exit status)".to_owned(),
-                }])
+                Outcome::PermFail(pipe_failures(&a.recipients))
             };
             if let Err(refusal) = state::record(&a.settings, &a.admission, outcome) {
                 // Delivered, but not recorded: the runner re-sends after its lease.
