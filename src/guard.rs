@@ -145,7 +145,10 @@ fn admit(
     fault_injection();
     let sender = message::precheck(outgoing, max_message_size()?, user_params)?;
     let settings = Settings::read()?;
-    let raw = outgoing.bytes();
+    // What the runner or the SMTP relay will send: the bytes stock php_mail() pipes,
+    // X-PHP-Originating-Script included when mail.add_x_header is on.
+    let x_header = php::ini_bool("mail.add_x_header").then(php::originating_script);
+    let raw = outgoing.bytes_with_x_header(x_header.as_deref().map(str::as_bytes));
     let recipients = message::recipients(outgoing.to, outgoing.headers);
     let (origin, caller_file, from_eval) = origin_of(call);
     let verdict = php::ini_bool("mailguard.spam_check").then(|| {

@@ -518,3 +518,29 @@ pub fn process_user() -> String {
         })
         .unwrap_or_else(|| format!("uid{uid}"))
 }
+
+/// The value of `X-PHP-Originating-Script` as php_mail() writes it: the owner uid
+/// of the main script file (getmyuid(), else the process uid) and the base name of
+/// the file executing now.
+pub fn originating_script() -> String {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: SAPI globals are live during a request; path_translated is NULL or a
+    // NUL-terminated path owned by the SAPI.
+    let main = unsafe {
+        let sg = ffi::ext_php_rs_sapi_globals();
+        let p = if sg.is_null() {
+            ptr::null()
+        } else {
+            (*sg).request_info.path_translated
+        };
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    let uid = main
+        .and_then(|m| std::fs::metadata(m).ok())
+        .map(|m| m.uid())
+        .or_else(|| std::fs::metadata("/proc/self").ok().map(|m| m.uid()))
+        .unwrap_or(0);
+    let file = executed_file().unwrap_or_else(|| "[no active file]".to_owned());
+    let base = file.rsplit('/').next().unwrap_or(&file).to_owned();
+    format!("{uid}:{base}")
+}

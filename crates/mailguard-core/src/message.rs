@@ -404,8 +404,15 @@ impl Outgoing<'_> {
     /// The bytes stock mail() writes to sendmail, without the optional
     /// `X-PHP-Originating-Script` header (which PHP adds itself, after the checks).
     pub fn bytes(&self) -> Vec<u8> {
+        self.bytes_with_x_header(None)
+    }
+
+    /// The bytes stock mail() writes to sendmail; with `x_header` (the value of
+    /// `X-PHP-Originating-Script`, e.g. `33:contact.php`) placed first in the header
+    /// block, as php_mail() does when `mail.add_x_header` is on.
+    pub fn bytes_with_x_header(&self, x_header: Option<&[u8]>) -> Vec<u8> {
         let sep = self.sep();
-        let mut out = Vec::with_capacity(self.size() as usize);
+        let mut out = Vec::with_capacity(self.size() as usize + 64);
         for part in [
             b"To: " as &[u8],
             self.to,
@@ -415,6 +422,11 @@ impl Outgoing<'_> {
             sep,
         ] {
             out.extend_from_slice(part);
+        }
+        if let Some(x) = x_header {
+            out.extend_from_slice(b"X-PHP-Originating-Script: ");
+            out.extend_from_slice(x);
+            out.extend_from_slice(sep);
         }
         if !self.headers.is_empty() {
             out.extend_from_slice(self.headers);
