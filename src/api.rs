@@ -6,7 +6,7 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use mailguard_core::message::Refusal;
-use mailguard_store::{now, Store, StoreError};
+use mailguard_store::{now, DayStats, ErrorEntry, Store, StoreError};
 use serde_json::{json, Value};
 
 use crate::state::{self, Settings};
@@ -194,20 +194,7 @@ pub fn errors(limit: Option<i64>, offset: Option<i64>) -> PhpResult<ZBox<ZendHas
     );
     let entries = state::control(&settings, |s, a| s.errors(a, limit as u32, offset as u32))
         .map_err(|e| exception(refusal_text(&e)))?;
-    let rows: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "time": e.time.to_string(),
-                "message_id": e.message_id.map(|m| m.0),
-                "recipient": e.recipient,
-                "code": e.code,
-                "enhanced": e.enhanced,
-                "text": e.text,
-                "origin": e.origin.to_json(),
-            })
-        })
-        .collect();
+    let rows: Vec<Value> = entries.iter().map(ErrorEntry::to_json).collect();
     to_array(json!({ "errors": rows }))
 }
 
@@ -219,13 +206,7 @@ pub fn history(days: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
     let days = days.unwrap_or(30).clamp(1, 3660) as u32;
     let rows = state::control(&settings, |s, a| s.history(a, days, now()))
         .map_err(|e| exception(refusal_text(&e)))?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|d| {
-            json!({"day": d.day.to_string(), "sent": d.sent, "errors": d.errors,
-                   "refused": d.refused, "held": d.held})
-        })
-        .collect();
+    let rows: Vec<Value> = rows.iter().map(DayStats::to_json).collect();
     to_array(json!({ "days": rows }))
 }
 

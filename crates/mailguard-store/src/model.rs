@@ -366,6 +366,29 @@ pub struct ErrorEntry {
     pub origin: Origin,
 }
 
+impl ErrorEntry {
+    /// The entry as the JSON API, the CLI and `MailGuard\\errors()` show it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "time": self.time.to_string(),
+            "message_id": self.message_id.map(|m| m.0),
+            "recipient": self.recipient,
+            "code": self.code,
+            "enhanced": self.enhanced,
+            "text": self.text,
+            "origin": self.origin.to_json(),
+        })
+    }
+}
+
+impl DayStats {
+    /// The day as the JSON API and `MailGuard\\history()` show it.
+    pub fn to_json(&self) -> Value {
+        json!({"day": self.day.to_string(), "sent": self.sent, "errors": self.errors,
+               "refused": self.refused, "held": self.held})
+    }
+}
+
 /// One recorded status transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionRecord {

@@ -102,6 +102,13 @@ pub enum BounceRecord {
     AlreadyCounted,
 }
 
+/// How a claimed message goes back to the queue (`?1` = now): due at once, held if
+/// its account turned red meanwhile, no lease, no attempt counted.
+const GIVE_BACK: &str =
+    "state = CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
+                                  IN ('active', 'force') THEN 'queued' ELSE 'held' END,
+                     next_attempt = ?1, lease_until = NULL";
+
 impl Store {
     /// Records that the runner (process `pid`) claimed `ids`, and forgets claims whose
     /// message is no longer `sending` (recorded since). One transaction.
@@ -140,11 +147,10 @@ impl Store {
             tables(tx)?;
             let n = tx
                 .execute(
-                    "UPDATE messages SET
-                         state = CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
-                                      IN ('active', 'force') THEN 'queued' ELSE 'held' END,
-                         next_attempt = ?1, lease_until = NULL
-                     WHERE state = 'sending' AND id IN (SELECT message_id FROM runner_claims)",
+                    &format!(
+                        "UPDATE messages SET {GIVE_BACK}
+                         WHERE state = 'sending' AND id IN (SELECT message_id FROM runner_claims)"
+                    ),
                     [now.0],
                 )
                 .map_err(sql)? as u64;
@@ -160,12 +166,8 @@ impl Store {
         self.write(|tx| {
             let n = tx
                 .execute(
-                    "UPDATE messages SET
-                         state = CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
-                                      IN ('active', 'force') THEN 'queued' ELSE 'held' END,
-                         next_attempt = ?2, lease_until = NULL
-                     WHERE id = ?1 AND state = 'sending'",
-                    params![id.0, now.0],
+                    &format!("UPDATE messages SET {GIVE_BACK} WHERE id = ?2 AND state = 'sending'"),
+                    params![now.0, id.0],
                 )
                 .map_err(sql)?;
             Ok(n == 1)

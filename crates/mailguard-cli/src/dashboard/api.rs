@@ -4,7 +4,7 @@
 //! cross-site page cannot attach the header (that takes a CORS preflight this server
 //! never approves), which is why the API needs no CSRF token.
 
-use mailguard_store::now;
+use mailguard_store::{now, DayStats, ErrorEntry};
 use serde_json::{json, Value};
 
 use super::advice::{self, Action};
@@ -133,10 +133,7 @@ fn history(app: &App, p: &Principal, a: &str, req: &Request) -> Result<Value, Fa
     let h = app.store(|s| s.history(a, days, t))?;
     Ok(json!({
         "account": a,
-        "days": h.iter().map(|d| json!({
-            "day": d.day.to_string(), "sent": d.sent, "errors": d.errors,
-            "refused": d.refused, "held": d.held,
-        })).collect::<Vec<_>>(),
+        "days": h.iter().map(DayStats::to_json).collect::<Vec<_>>(),
     }))
 }
 
@@ -151,15 +148,7 @@ fn errors(app: &App, p: &Principal, a: &str, req: &Request) -> Result<Value, Fai
         "total": total,
         "limit": limit,
         "offset": offset,
-        "errors": list.iter().map(|e| json!({
-            "time": e.time.to_string(),
-            "message_id": e.message_id.map(|m| m.0),
-            "recipient": e.recipient,
-            "code": e.code,
-            "enhanced": e.enhanced,
-            "text": e.text,
-            "origin": e.origin.to_json(),
-        })).collect::<Vec<_>>(),
+        "errors": list.iter().map(ErrorEntry::to_json).collect::<Vec<_>>(),
     }))
 }
 
