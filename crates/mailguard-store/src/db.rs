@@ -38,6 +38,15 @@ pub fn now() -> Timestamp {
     Timestamp(ms)
 }
 
+/// How durable one write transaction's commit must be when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// fsync of the WAL before the commit returns (`synchronous=FULL`).
+    Full,
+    /// Durable with the next fsync; for records whose loss only repeats work.
+    Relaxed,
+}
+
 /// A handle on one state directory's database.
 ///
 /// `Store::open` must be called in the process that uses the store (the php-fpm worker, on
@@ -103,6 +112,19 @@ impl Store {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction behind the writers' gate, and
     /// commits (fsync of the WAL, `synchronous=FULL`) before returning its value.
     pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(Durability::Full, f)
+    }
+
+    /// As [`Store::write`], but the commit of a `Durability::Relaxed` write is not
+    /// fsynced itself (WAL `synchronous=NORMAL`): it becomes durable with the next
+    /// fsync of the WAL (the next full commit or checkpoint). For records whose loss
+    /// in a power failure only repeats work, never loses mail: the outcome of a
+    /// delivery (lost, the message is delivered again: twice, never zero times).
+    pub(crate) fn write_with<T>(
+        &mut self,
+        durability: Durability,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         self.ensure_own_process()?;
         let gate = match self.gate.take() {
             Some(g) => g,
@@ -118,7 +140,13 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let relaxed = durability == Durability::Relaxed;
         let result = (|| {
+            if relaxed {
+                self.conn
+                    .pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(db_err)?;
+            }
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -127,6 +155,14 @@ impl Store {
             tx.commit().map_err(db_err)?;
             Ok(value)
         })();
+        if relaxed {
+            // Every other write of this connection stays FULL.
+            let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+            if let Err(e) = restored {
+                self.gate = locked.unlock().ok();
+                return Err(db_err(e));
+            }
+        }
         // On unlock failure the lock goes with the file when it is dropped.
         self.gate = locked.unlock().ok();
         result

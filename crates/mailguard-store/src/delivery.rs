@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Store, SENDING_LEASE};
+use crate::db::{Durability, Store, SENDING_LEASE};
 use crate::error::StoreError;
 use crate::ledger::{self, Count, Sql, LOG_RELEASED};
 use crate::model::{Claimed, DeliveryRecord, DueReport, Failure, MessageId, Outcome, Recorded};
@@ -36,7 +36,9 @@ impl Store {
         outcome: &Outcome,
         now: Timestamp,
     ) -> Result<Recorded> {
-        self.write(|tx| {
+        // Relaxed: a delivery record lost in a power failure leaves the message
+        // claimed; its lease runs out and it is delivered again (twice, never zero).
+        self.write_with(Durability::Relaxed, |tx| {
             type Row = (String, String, u32, i64, String, String);
             let row: Option<Row> = tx
                 .query_row(
