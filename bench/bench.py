@@ -51,7 +51,7 @@ N2 = env_int("BENCH_N16", 320 if QUICK else 2000)        # case 2: messages in a
 SENDERS = env_int("BENCH_SENDERS", 16)
 PER_REQ = env_int("BENCH_PER_REQUEST", 10)               # case 2: mail() calls per request
 N3 = env_int("BENCH_QUEUE", 500 if QUICK else 10000)     # case 3: queued messages
-N4 = env_int("BENCH_RSS_QUEUE", 5000 if QUICK else 100000)   # case 4: queued for the runner
+N4 = env_int("BENCH_RSS_QUEUE", 0)   # case 4: a separate queue for the runner's RSS (0: case 3's)
 N4_MAX = env_int("BENCH_RSS_MAX", 300 if QUICK else 1000)  # case 4: runner --max (0: deliver all)
 REPS3 = env_int("BENCH_REPS3", 1)                        # case 3: repetitions (each takes minutes)
 FPM_MEM_WORKERS = 4
@@ -650,15 +650,26 @@ def fill(s, case, state, n, procs, size=5120, extra=""):
         out = os.path.join(d, f"fill{k}.json")
         ps.append(subprocess.Popen(s.php_cmd(case, state, [10_000_000 + k * share, cnt, out, "-", size, extra]),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    fails = 0
+    fails, warning, lats = 0, "", []
     for k, p in enumerate(ps):
-        _, err = p.communicate()
+        outtext, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"fill {case}: php exited {p.returncode}: {err}")
-        fails += json.load(open(os.path.join(d, f"fill{k}.json")))["fails"]
+        r = json.load(open(os.path.join(d, f"fill{k}.json")))
+        fails += r["fails"]
+        lats.append(r["lat"])
+        if r["fails"] and not warning:
+            warning = next((l.strip() for l in outtext.splitlines() if "Warning" in l), "")
+    secs = time.monotonic() - t0
+    # Accept latency at the start and at the end of the fill (first and last tenth of
+    # every process's calls): does accepting get slower as the queue grows?
+    head = [x for l in lats for x in l[:max(1, len(l) // 10)]]
+    tail = [x for l in lats for x in l[-max(1, len(l) // 10):]]
+    info = {"secs": secs, "fails": fails, "warning": warning,
+            "p50_first_ms": pct(head, 0.5) / 1e6, "p50_last_ms": pct(tail, 0.5) / 1e6}
     if fails:
-        raise RuntimeError(f"fill {case}: {fails} mail() calls returned false")
-    return time.monotonic() - t0
+        log(f"WARNING: fill {case}: {fails} mail() calls returned false: {warning}")
+    return info
 
 
 def watch_rss(p, samples):
@@ -705,9 +716,12 @@ def case3_one(s, rep, results):
     # mailguard: fill with transport=runner (no runner running), then time the runner.
     d = s.fresh("c3-mailguard")
     state = os.path.join(d, "state")
-    fill_s = fill(s, "mg-runner", state, N3, 2)
+    # precreate() in fill() queues one message first: the fill sends N3 - 1 more.
+    f = fill(s, "mg-runner", state, N3 - 1, 2)
+    fill_s = f["secs"]
     r = runner_once(s, state)
     r["fill_s"] = fill_s
+    r["fill"] = f
     r["per_s"] = r["at_sink"] / r["secs"]
     results.setdefault("mailguard", []).append(r)
     log(f"case 3 rep {rep + 1} mailguard run --once: {r['at_sink']} in {r['secs']:.2f} s = "
@@ -717,7 +731,8 @@ def case3_one(s, rep, results):
     # Postfix: the same messages, held by header_checks, released at once.
     d = s.fresh("c3-postfix")
     state = os.path.join(d, "state")
-    fill_s = fill(s, "postfix", state, N3, 4, extra="X-Bench-Hold: yes")
+    f = fill(s, "postfix", state, N3, 4, extra="X-Bench-Hold: yes")
+    fill_s = f["secs"]
     end = time.monotonic() + 600
     while s.pfx.queued(("hold",)) < N3 and time.monotonic() < end:
         time.sleep(0.1)
@@ -733,7 +748,7 @@ def case3_one(s, rep, results):
     secs = time.monotonic() - t0
     s.pfx.wait_empty(120)
     got = s.sink.count() - before
-    r = {"secs": secs, "at_sink": got, "per_s": got / secs, "fill_s": fill_s, "release_s": t_rel}
+    r = {"secs": secs, "at_sink": got, "per_s": got / secs, "fill_s": fill_s, "release_s": t_rel, "fill": f}
     results.setdefault("postfix", []).append(r)
     log(f"case 3 rep {rep + 1} Postfix release: {got} in {secs:.2f} s = {r['per_s']:.0f}/s "
         f"(postsuper -H took {t_rel:.2f} s; filled in {fill_s:.1f} s)")
@@ -786,12 +801,14 @@ def case4_fpm(s, rep, results):
 def case4_runner(s, results):
     d = s.fresh("c4-runner")
     state = os.path.join(d, "state")
-    fill_s = fill(s, "mg-runner", state, N4, 2, size=600)
-    log(f"case 4: {N4} small messages queued in {fill_s:.1f} s ({N4 / fill_s:.0f}/s from 2 processes)")
+    f = fill(s, "mg-runner", state, N4 - 1, 2, size=600)
+    fill_s = f["secs"]
+    log(f"case 4: {N4} small messages offered in {fill_s:.1f} s, {f['fails']} refused")
     args = ("--max", str(N4_MAX)) if N4_MAX else ()
     r = runner_once(s, state, args)
     r["fill_s"] = fill_s
-    r["queued"] = N4
+    r["fill"] = f
+    r["queued"] = N4 - f["fails"]
     r["max"] = N4_MAX
     results["runner"] = r
     log(f"case 4: runner with {N4} queued: VmHWM {r['hwm_kib']} KiB, "
@@ -881,11 +898,14 @@ def ratio_spread(num_runs, den_runs, key_n, key_d):
     return f"{main:.2f}x"
 
 
-def report(R, started, total_s):
+def report(R, started, total_s, complete=True):
     c1, c2, c3, c4, c5 = (R.get(k, {}) for k in ("1", "2", "3", "4", "5"))
     L = []
     a = L.append
     a("# mailguard benchmark results\n")
+    if not complete:
+        a("**INCOMPLETE: the run stopped with an error (see the log of bench/run.sh); "
+          "only the cases measured before it are below.**\n")
     a(f"Written by `bench/run.sh` ({'BENCH_QUICK=1 smoke run: small N, one repetition — not a result' if QUICK else 'full run'}) "
       f"on {started.strftime('%Y-%m-%d %H:%M UTC')}; the whole run took {total_s / 60:.1f} minutes. "
       "Every figure below comes from this one run; every ratio is computed from figures of this run. "
@@ -986,6 +1006,14 @@ def report(R, started, total_s):
             if runs:
                 a(f"| {name} | {spread([r['secs'] for r in runs], '{:.2f}')} | {spread([r['per_s'] for r in runs], '{:.0f}')} "
                   f"| {'/'.join(str(r['at_sink']) for r in runs)} | {spread([r['fill_s'] for r in runs], '{:.1f}')} |")
+        for k, name in (("mailguard", "mailguard (2 processes, transport=runner)"), ("postfix", "Postfix sendmail (4 processes)")):
+            for r in c3.get(k, []):
+                f = r.get("fill", {})
+                if f:
+                    a(f"\nFilling, {name}: {N3 if k == 'postfix' else N3 - 1} messages in {f['secs']:.1f} s; "
+                      f"p50 of mail() over the first tenth of each process's calls {f['p50_first_ms']:.2f} ms, "
+                      f"over the last tenth {f['p50_last_ms']:.2f} ms"
+                      + (f"; {f['fails']} refused: `{f['warning']}`" if f["fails"] else "") + ".")
         if c3.get("postfix"):
             a(f"\n`postsuper -H ALL` alone took {spread([r['release_s'] for r in c3['postfix']], '{:.2f}')} s of Postfix's time. "
               f"The runner's peak RSS (VmHWM) delivering these: {spread([r['hwm_kib'] / 1024 for r in c3['mailguard']], '{:.1f}')} MiB.")
@@ -1010,6 +1038,14 @@ def report(R, started, total_s):
               "master and the other workers; RssAnon is the worker's own heap and stacks; Pss divides shared pages "
               "among the processes that map them; Private is what only this worker holds.")
             a("")
+        if not c4.get("runner") and c3.get("mailguard"):
+            a("Runner: its peak RSS is the VmHWM of `mailguard run --once` in case 3 (read every 100 ms "
+              f"from /proc/PID/status until it exits), with {N3} 5 KB messages queued and all of them delivered: "
+              f"**{spread([r['hwm_kib'] / 1024 for r in c3['mailguard']], '{:.1f}')} MiB**. "
+              "100,000 queued messages cannot be set up through the extension: the queue cap of a state "
+              "directory is 10,000 messages (`Limits::queue_max_messages`, no INI setting), and mail() "
+              "beyond it is refused with \"the mail queue is full (10000 messages, … bytes; the cap is "
+              "10000 messages, 1073741824 bytes)\" (see bench/README.md, Findings).\n")
         if c4.get("runner"):
             r = c4["runner"]
             a(f"Runner: a state directory filled with {r['queued']} small messages (about 600 bytes, 2 PHP "
@@ -1064,7 +1100,10 @@ def report(R, started, total_s):
         d = [w["VmRSS"] - o["VmRSS"] for w, o in zip(c4["with"], c4["without"])]
         a(f"| RSS added per php-fpm worker | {spread([x / 1024 for x in d], '{:.2f}')} MiB | ≤ 2 MB |")
     if c4.get("runner"):
-        a(f"| runner VmHWM with {c4['runner']['queued']} queued | {c4['runner']['hwm_kib'] / 1024:.1f} MiB | ≤ 50 MB |")
+        a(f"| runner VmHWM with {c4['runner']['queued']} queued | {c4['runner']['hwm_kib'] / 1024:.1f} MiB | ≤ 50 MB with 100,000 |")
+    elif c3.get("mailguard"):
+        a(f"| runner VmHWM with {N3} queued (case 3; 100,000 is above the product's queue cap) | "
+          f"{spread([r['hwm_kib'] / 1024 for r in c3['mailguard']], '{:.1f}')} MiB | ≤ 50 MB with 100,000 |")
     if c5.get("spam"):
         five = [t for n, t in c5["spam"] if "5" in n and "kb" in n.lower()]
         if five:
@@ -1115,6 +1154,18 @@ def main():
     log(f"sink 127.0.0.1:{sink.tls} (TLS) → :{sink.plain}; every path delivers")
 
     R = {}
+    try:
+        run_cases(s, R)
+    finally:
+        # Also after a failure: what was measured so far is written (marked incomplete).
+        with open(os.path.join(W, "results.json"), "w") as f:
+            json.dump(R, f)
+        report(R, started, time.monotonic() - t_start, complete=sys.exc_info()[0] is None)
+    if KEEP:
+        log(f"kept {W}")
+
+
+def run_cases(s, R):
     for rep in range(REPS):
         if "1" in CASES:
             order = CASE1[rep % len(CASE1):] + CASE1[:rep % len(CASE1)]
@@ -1129,15 +1180,10 @@ def main():
             case3_one(s, rep, R.setdefault("3", {}))
         if "4" in CASES:
             case4_fpm(s, rep, R.setdefault("4", {}))
-    if "4" in CASES:
+    if "4" in CASES and N4:
         case4_runner(s, R.setdefault("4", {}))
     if "5" in CASES:
         case5(R.setdefault("5", {}))
-    with open(os.path.join(W, "results.json"), "w") as f:
-        json.dump(R, f)
-    report(R, started, time.monotonic() - t_start)
-    if KEEP:
-        log(f"kept {W}")
 
 
 if __name__ == "__main__":
