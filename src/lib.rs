@@ -25,7 +25,7 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
 /// `php_admin_value`; a script can never change them (`ini_set()` returns false).
-static INI: IniEntryDefs<16> = IniEntryDefs::new([
+static INI: IniEntryDefs<18> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.max_message_size",
@@ -64,6 +64,16 @@ static INI: IniEntryDefs<16> = IniEntryDefs::new([
         IniEntryPermission::System,
     ),
     IniEntryDef::new(c"mailguard.smtp_ca_file", c"", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"mailguard.queue_max_messages",
+        c"10000",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(
+        c"mailguard.queue_max_bytes",
+        c"1G",
+        IniEntryPermission::System,
+    ),
     IniEntryDef::new(
         c"mailguard.fault_injection",
         c"",

@@ -81,6 +81,19 @@ impl Settings {
                     )
                 })?;
         }
+        if let Some(n) = setting("mailguard.queue_max_messages") {
+            limits.queue_max_messages = n.parse().map_err(|_| {
+                bad(
+                    "mailguard.queue_max_messages",
+                    format!("\"{n}\" is not a whole number"),
+                )
+            })?;
+        }
+        if let Some(b) = setting("mailguard.queue_max_bytes") {
+            limits.queue_max_bytes = mailguard_core::message::Bytes::parse(&b)
+                .map_err(|e| bad("mailguard.queue_max_bytes", e))?
+                .0;
+        }
         Ok(Settings {
             state_dir: PathBuf::from(state_dir),
             account,

@@ -26,7 +26,7 @@ pub const SENDING_LEASE: Duration = Duration::from_secs(30 * 60);
 /// How long a writer waits for the database before giving up (the caller then refuses
 /// the message with a temporary error rather than block a PHP request for longer).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The wall clock as a [`Timestamp`]: the one place the store reads the time for callers
 /// that have no clock of their own.
@@ -69,8 +69,22 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         prepare_dir(&dir)?;
         let db_path = dir.join(DB_FILE);
-        let conn = open_connection(&db_path)?;
+        // Creating the database (WAL mode, schema) behind the writers' gate: processes
+        // that start together on a new state directory would otherwise see
+        // "database is locked" from the journal-mode switch.
         let gate = open_gate(&dir)?;
+        let locked =
+            Flock::lock(gate, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::StateDir {
+                path: dir.join(GATE_FILE),
+                problem: format!("cannot lock the writers' gate: {e}"),
+            })?;
+        let conn = open_connection(&db_path);
+        let gate = locked.unlock().ok();
+        let conn = conn?;
+        let gate = match gate {
+            Some(g) => g,
+            None => open_gate(&dir)?,
+        };
         Ok(Store {
             dir,
             db_path,
@@ -294,6 +308,9 @@ fn open_connection(path: &Path) -> Result<Connection> {
         .map_err(err)?;
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(err)?;
+    // 512 KiB of page cache instead of SQLite's 2 MB: the connection lives in every
+    // php-fpm worker, and the hot pages of one submit are few.
+    conn.pragma_update(None, "cache_size", -512).map_err(err)?;
     migrate(&conn).map_err(err)?;
     if !existed {
         // The database file's directory entry (SQLite syncs the WAL's own entry).
@@ -314,14 +331,51 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     // Another process may have migrated while we waited for the lock.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < SCHEMA_VERSION {
-        if let Err(e) = conn.execute_batch(SCHEMA) {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
+    let steps = [(1, SCHEMA), (2, QUEUE_TOTALS)];
+    for (to, sql) in steps {
+        if version < to {
+            if let Err(e) = conn.execute_batch(sql) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
         }
     }
     conn.execute_batch("COMMIT")
 }
+
+/// Version 2: the size of the waiting queue (queued, held, sending), kept by triggers
+/// in the same transaction as every change of a message, so the queue cap is checked
+/// in O(1) at each mail() instead of counting the queue.
+const QUEUE_TOTALS: &str = "
+CREATE TABLE queue_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT INTO queue_totals (id, messages, bytes)
+    SELECT 1, count(*), coalesce(sum(size), 0) FROM messages
+    WHERE state IN ('queued', 'held', 'sending');
+CREATE TRIGGER queue_totals_insert AFTER INSERT ON messages
+    WHEN NEW.state IN ('queued', 'held', 'sending')
+BEGIN
+    UPDATE queue_totals SET messages = messages + 1, bytes = bytes + NEW.size WHERE id = 1;
+END;
+CREATE TRIGGER queue_totals_delete AFTER DELETE ON messages
+    WHEN OLD.state IN ('queued', 'held', 'sending')
+BEGIN
+    UPDATE queue_totals SET messages = messages - 1, bytes = bytes - OLD.size WHERE id = 1;
+END;
+CREATE TRIGGER queue_totals_update AFTER UPDATE OF state, size ON messages
+BEGIN
+    UPDATE queue_totals SET
+        messages = messages - (OLD.state IN ('queued', 'held', 'sending'))
+                            + (NEW.state IN ('queued', 'held', 'sending')),
+        bytes = bytes - (CASE WHEN OLD.state IN ('queued', 'held', 'sending') THEN OLD.size ELSE 0 END)
+                      + (CASE WHEN NEW.state IN ('queued', 'held', 'sending') THEN NEW.size ELSE 0 END)
+    WHERE id = 1;
+END;
+PRAGMA user_version = 2;
+";
 
 /// Version 1. Counters (`accounts.*_total`, `daily`) are kept in step with `ledger` in
 /// the same transactions; `check_integrity` verifies they agree.

@@ -37,6 +37,7 @@ impl Store {
     ///   each daily counter equals the ledger rows of that day (and no ledger day lacks
     ///   its daily row);
     /// - the error ledger equals the error log, per account;
+    /// - the queue totals (kept by triggers for the queue cap) equal the waiting messages;
     /// - every message has a known state, and every waiting message's body matches its
     ///   checksum (a mismatch is reported; `due` quarantines it when it comes up).
     pub fn check_integrity(&mut self) -> Result<IntegrityReport> {
@@ -49,6 +50,22 @@ impl Store {
             };
             if verdicts != ["ok"] {
                 report.problems.push(format!("sqlite integrity_check: {}", verdicts.join("; ")));
+            }
+            let totals: ((i64, i64), (i64, i64)) = tx
+                .query_row(
+                    "SELECT (SELECT messages FROM queue_totals WHERE id = 1),
+                            (SELECT bytes FROM queue_totals WHERE id = 1),
+                            count(*), coalesce(sum(size), 0)
+                     FROM messages WHERE state IN ('queued', 'held', 'sending')",
+                    [],
+                    |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))),
+                )
+                .map_err(sql)?;
+            if totals.0 != totals.1 {
+                report.problems.push(format!(
+                    "queue totals say {} messages, {} bytes, but {} messages of {} bytes wait",
+                    totals.0 .0, totals.0 .1, totals.1 .0, totals.1 .1
+                ));
             }
             let accounts = accounts(tx)?;
             report.accounts = accounts.len() as u64;

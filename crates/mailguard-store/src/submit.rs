@@ -254,8 +254,7 @@ fn observe_spam_refusal(
 fn check_queue_cap(tx: &Transaction<'_>, limits: &Limits, size: u64) -> Result<()> {
     let (messages, bytes): (i64, i64) = tx
         .query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM messages
-             WHERE state IN ('queued', 'held', 'sending')",
+            "SELECT messages, bytes FROM queue_totals WHERE id = 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
