@@ -41,6 +41,13 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// The next option or word as plain text (`--key` of `--key=value`).
+    pub fn next_key(&mut self) -> Option<&'a str> {
+        self.next_arg().map(|a| match a {
+            Arg::Opt(k) | Arg::Word(k) => k,
+        })
+    }
+
     /// Whether the option just read came as `--key=value` (a flag must not).
     pub fn has_inline_value(&self) -> bool {
         self.inline.is_some()

@@ -4,7 +4,7 @@
 //! The config is the same `mailguard.toml` the transport reads; this module owns its
 //! `[runner]` and `[report]` tables (unknown keys inside them are errors, as in `[smtp]`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mailguard_core::limits::Limits;
@@ -33,6 +33,42 @@ pub struct Config {
 /// Reads the config. A missing file at the default path means the stock sendmail pipe
 /// (said in a notice); a missing file that was named explicitly is an error (a typo must
 /// not quietly change how mail leaves the machine).
+/// Where `run` and `report` find the state directory and the operator's file:
+/// `--state-dir DIR` and `--config FILE` (a missing default file means defaults; a
+/// missing file named with `--config` is an error).
+pub struct Places {
+    pub state_dir: PathBuf,
+    config: Option<PathBuf>,
+}
+
+impl Default for Places {
+    fn default() -> Self {
+        Places {
+            state_dir: PathBuf::from(mailguard_store::DEFAULT_STATE_DIR),
+            config: None,
+        }
+    }
+}
+
+impl Places {
+    /// Takes `--state-dir` or `--config` from `args`; false for any other key.
+    pub fn take(&mut self, key: &str, args: &mut crate::args::Args<'_>) -> Result<bool, String> {
+        match key {
+            "--state-dir" => self.state_dir = PathBuf::from(args.value()?),
+            "--config" => self.config = Some(PathBuf::from(args.value()?)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub fn load_config(&self) -> Result<Config, String> {
+        match &self.config {
+            Some(path) => load_config(path, true),
+            None => load_config(Path::new(DEFAULT_CONFIG), false),
+        }
+    }
+}
+
 pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
     let mut notices = Vec::new();
     let table: Table = match std::fs::read_to_string(path) {

@@ -3,13 +3,13 @@
 //! report-to address through the configured transport. Cron and systemd-timer friendly:
 //! nothing to send is exit 0, silently.
 
-use crate::args::{Arg, Args};
-use std::path::PathBuf;
+use crate::args::Args;
+use crate::notice::Places;
 
 use mailguard_core::rate::{Day, Timestamp};
-use mailguard_store::{now, ErrorEntry, Store, DEFAULT_STATE_DIR};
+use mailguard_store::{now, ErrorEntry, Store};
 
-use crate::notice::{self, Mail, DEFAULT_CONFIG};
+use crate::notice::{self, Mail};
 
 const USAGE: &str = "\
 usage: mailguard report (--account NAME | --all) [--day YYYY-MM-DD] [--dry-run]
@@ -23,9 +23,7 @@ exit: 0 sent or nothing to send, 1 a report could not be sent, 2 usage";
 const MAX_LINES: usize = 2000;
 
 struct Opts {
-    state_dir: PathBuf,
-    config: PathBuf,
-    config_explicit: bool,
+    places: Places,
     account: Option<String>,
     all: bool,
     day: Option<Day>,
@@ -34,30 +32,22 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-        config: PathBuf::from(DEFAULT_CONFIG),
-        config_explicit: false,
+        places: Places::default(),
         account: None,
         all: false,
         day: None,
         dry_run: false,
     };
     let mut args = Args::new(args);
-    while let Some(a) = args.next_arg() {
-        let key = match a {
-            Arg::Opt(k) => k,
-            Arg::Word(w) => w,
-        };
+    while let Some(key) = args.next_key() {
+        if o.places.take(key, &mut args)? {
+            continue;
+        }
         let mut value = || args.value();
         match key {
             "--all" => o.all = true,
             "--dry-run" => o.dry_run = true,
             "--account" => o.account = Some(value()?),
-            "--state-dir" => o.state_dir = PathBuf::from(value()?),
-            "--config" => {
-                o.config = PathBuf::from(value()?);
-                o.config_explicit = true;
-            }
             "--day" => o.day = Some(parse_day(&value()?)?),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -118,7 +108,7 @@ pub fn run(args: &[String]) -> i32 {
 fn report(opts: &Opts) -> Result<(), String> {
     let t = now();
     let day = opts.day.unwrap_or(Day(t.day().0 - 1));
-    let mut store = Store::open(&opts.state_dir).map_err(|e| e.to_string())?;
+    let mut store = Store::open(&opts.places.state_dir).map_err(|e| e.to_string())?;
     let accounts = match &opts.account {
         Some(a) => vec![a.clone()],
         None => store.accounts().map_err(|e| e.to_string())?,
@@ -151,7 +141,7 @@ fn report(opts: &Opts) -> Result<(), String> {
             }
         };
         if config.is_none() {
-            let c = notice::load_config(&opts.config, opts.config_explicit)?;
+            let c = opts.places.load_config()?;
             if !opts.dry_run {
                 for n in &c.notices {
                     eprintln!("{n}");

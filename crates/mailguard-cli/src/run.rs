@@ -6,22 +6,21 @@
 //! runner stops with the error, and the claim goes back to the queue (at the next start
 //! of the runner, or when its lease ends).
 
-use crate::args::{Arg, Args};
+use crate::args::Args;
+use crate::notice::Places;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailguard_store::{
-    now, Claimed, DeliveryRecord, Failure, Outcome, Store, StoreError, DEFAULT_STATE_DIR,
-};
+use mailguard_store::{now, Claimed, DeliveryRecord, Failure, Outcome, Store, StoreError};
 use mailguard_transport::{Kind, Transport};
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::notice::{self, Config, DEFAULT_CONFIG};
+use crate::notice::{self, Config};
 
 const USAGE: &str = "\
 usage: mailguard run [--once] [--interval 1s] [--max N] [--state-dir DIR] [--config FILE]
@@ -42,9 +41,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 const CHECKPOINT_MESSAGES: u64 = 1000;
 
 struct Opts {
-    state_dir: PathBuf,
-    config: PathBuf,
-    config_explicit: bool,
+    places: Places,
     once: bool,
     interval: Option<Duration>,
     max: Option<u64>,
@@ -52,27 +49,19 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-        config: PathBuf::from(DEFAULT_CONFIG),
-        config_explicit: false,
+        places: Places::default(),
         once: false,
         interval: None,
         max: None,
     };
     let mut args = Args::new(args);
-    while let Some(a) = args.next_arg() {
-        let key = match a {
-            Arg::Opt(k) => k,
-            Arg::Word(w) => w,
-        };
+    while let Some(key) = args.next_key() {
+        if o.places.take(key, &mut args)? {
+            continue;
+        }
         let mut value = || args.value();
         match key {
             "--once" => o.once = true,
-            "--state-dir" => o.state_dir = PathBuf::from(value()?),
-            "--config" => {
-                o.config = PathBuf::from(value()?);
-                o.config_explicit = true;
-            }
             "--interval" => {
                 let v = value()?;
                 o.interval = Some(
@@ -153,14 +142,14 @@ struct Runner {
 
 impl Runner {
     fn start(opts: &Opts) -> Result<Runner, String> {
-        let config = notice::load_config(&opts.config, opts.config_explicit)?;
+        let config = opts.places.load_config()?;
         for n in &config.notices {
             eprintln!("{n}");
         }
         let transport =
             mailguard_transport::from_config(&config.transport).map_err(|e| e.to_string())?;
-        let mut store = Store::open(&opts.state_dir).map_err(|e| e.to_string())?;
-        let lock = lock_runner(&opts.state_dir)?;
+        let mut store = Store::open(&opts.places.state_dir).map_err(|e| e.to_string())?;
+        let lock = lock_runner(&opts.places.state_dir)?;
         let released = store
             .release_runner_claims(now())
             .map_err(|e| e.to_string())?;
@@ -177,7 +166,7 @@ impl Runner {
         if !opts.once {
             eprintln!(
                 "mailguard run: delivering from {} through the {}",
-                opts.state_dir.display(),
+                opts.places.state_dir.display(),
                 notice::describe(&config.transport)
             );
         }

@@ -20,7 +20,7 @@ mod http;
 mod metrics;
 mod pages;
 
-use crate::args::{Arg, Args};
+use crate::args::Args;
 use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -91,10 +91,7 @@ fn parse(args: &[String], values: &[&str], flags: &[&str]) -> Result<Opts, Fail>
         flags: Vec::new(),
     };
     let mut args = Args::new(args);
-    while let Some(a) = args.next_arg() {
-        let key = match a {
-            Arg::Opt(k) | Arg::Word(k) => k,
-        };
+    while let Some(key) = args.next_key() {
         if values.contains(&key) {
             let v = args.value().map_err(Fail::Usage)?;
             o.values.push((key.to_owned(), v));
