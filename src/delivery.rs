@@ -13,7 +13,6 @@
 use std::sync::Mutex;
 
 use mailguard_core::message::Refusal;
-use mailguard_store::Outcome;
 use mailguard_transport::{SmtpTransport, Transport, TransportConfig};
 
 use crate::php;
@@ -112,9 +111,4 @@ pub fn smtp_attempt(
     let (_, transport) = guard.as_mut().expect("transport built above");
     let result = transport.send(envelope_from, recipients, raw);
     Ok(mailguard_delivery::plan(recipients, result))
-}
-
-/// Whether mail() reports an outcome as success: sent, or durably queued for retry.
-pub fn reported_ok(outcome: &Outcome) -> bool {
-    !matches!(outcome, Outcome::PermFail(_))
 }

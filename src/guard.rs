@@ -6,7 +6,7 @@ use mailguard_core::limits::Mode;
 use mailguard_core::message::{self, Bytes, Outgoing, Refusal, DEFAULT_MAX_MESSAGE_SIZE};
 use mailguard_core::origin;
 use mailguard_core::spam::{self, Level, SpamContext, Thresholds};
-use mailguard_store::{Action, Failure, Origin, Outcome, SpamSummary, Submission};
+use mailguard_store::{Action, Origin, SpamSummary, Submission};
 
 use crate::delivery;
 use crate::php::{self, Call};
@@ -62,22 +62,6 @@ pub fn send(
     }
 }
 
-/// One error-log entry per recipient of a message the sendmail pipe refused.
-fn pipe_failures(recipients: &[String]) -> Vec<Failure> {
-    let text = "the sendmail command failed (non-zero exit status)";
-    let failure = |r: &str| Failure {
-        recipient: r.to_owned(),
-        code: None,
-        enhanced: None,
-        text: text.to_owned(),
-    };
-    if recipients.is_empty() {
-        vec![failure("*")]
-    } else {
-        recipients.iter().map(|r| failure(r)).collect()
-    }
-}
-
 /// What `admit` stored, kept for the delivery that follows.
 struct Admitted {
     settings: Settings,
@@ -113,7 +97,7 @@ fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -
                     return Verdict::Accepted(true);
                 }
             };
-            let ok = delivery::reported_ok(&plan.outcome);
+            let ok = mailguard_delivery::reported_ok(&plan.outcome);
             if let Err(refusal) = state::record_plan(&a.settings, &a.admission, plan) {
                 php::warn(&format!("delivery not recorded: {refusal}"));
             }
@@ -121,13 +105,7 @@ fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -
         }
         delivery::Mode::Sendmail => {
             let sent = deliver();
-            let outcome = if sent {
-                Outcome::Sent { rejected: vec![] }
-            } else {
-                // PHP 8.2's php_mail() hides the exit status: a failed pipe is
-                // reported as stock does (false) and logged as a failure.
-                Outcome::PermFail(pipe_failures(&a.recipients))
-            };
+            let outcome = mailguard_delivery::stock_pipe(sent, &a.recipients);
             if let Err(refusal) = state::record(&a.settings, &a.admission, outcome) {
                 // Delivered, but not recorded: the runner re-sends after its lease.
                 php::warn(&format!("delivery not recorded: {refusal}"));

@@ -117,3 +117,28 @@ fn failure(e: &DeliveryError, recipient: Option<&str>) -> Failure {
         text,
     }
 }
+
+/// The outcome of stock `php_mail()`, which says only whether the pipe succeeded
+/// (PHP 8.2 hides the exit status): a failed pipe is reported as stock does (false)
+/// and logged as one failure per recipient.
+pub fn stock_pipe(sent: bool, recipients: &[String]) -> Outcome {
+    if sent {
+        return Outcome::Sent { rejected: vec![] };
+    }
+    let failure = |r: &str| Failure {
+        recipient: r.to_owned(),
+        code: None,
+        enhanced: None,
+        text: "the sendmail command failed (non-zero exit status)".to_owned(),
+    };
+    Outcome::PermFail(if recipients.is_empty() {
+        vec![failure("*")]
+    } else {
+        recipients.iter().map(|r| failure(r)).collect()
+    })
+}
+
+/// Whether mail() reports an outcome as success: sent, or durably queued for retry.
+pub fn reported_ok(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::PermFail(_))
+}
