@@ -92,7 +92,7 @@ pub fn smtp_attempt(
     envelope_from: &str,
     recipients: &[String],
     raw: &[u8],
-) -> Result<mailguard_delivery::Plan, Refusal> {
+) -> Result<mailguard_transport::Plan, Refusal> {
     let mut guard = SMTP.lock().unwrap_or_else(|p| p.into_inner());
     if guard.as_ref().map(|(t, _)| t.as_str()) != Some(toml) {
         let config = TransportConfig::from_toml_str(toml).map_err(|e| Refusal::BadSetting {
@@ -110,5 +110,5 @@ pub fn smtp_attempt(
     }
     let (_, transport) = guard.as_mut().expect("transport built above");
     let result = transport.send(envelope_from, recipients, raw);
-    Ok(mailguard_delivery::plan(recipients, result))
+    Ok(mailguard_transport::plan(recipients, result))
 }

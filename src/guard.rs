@@ -97,7 +97,7 @@ fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -
                     return Verdict::Accepted(true);
                 }
             };
-            let ok = mailguard_delivery::reported_ok(&plan.outcome);
+            let ok = mailguard_transport::reported_ok(&plan.outcome);
             if let Err(refusal) = state::record_plan(&a.settings, &a.admission, plan) {
                 php::warn(&format!("delivery not recorded: {refusal}"));
             }
@@ -105,7 +105,7 @@ fn deliver_now(a: &Admitted, transport: delivery::Mode, deliver: impl FnOnce() -
         }
         delivery::Mode::Sendmail => {
             let sent = deliver();
-            let outcome = mailguard_delivery::stock_pipe(sent, &a.recipients);
+            let outcome = mailguard_transport::stock_pipe(sent, &a.recipients);
             if let Err(refusal) = state::record(&a.settings, &a.admission, outcome) {
                 // Delivered, but not recorded: the runner re-sends after its lease.
                 php::warn(&format!("delivery not recorded: {refusal}"));

@@ -165,14 +165,14 @@ pub fn record(settings: &Settings, admission: &Admission, outcome: Outcome) -> R
 pub fn record_plan(
     settings: &Settings,
     admission: &Admission,
-    plan: mailguard_delivery::Plan,
+    plan: mailguard_store::Plan,
 ) -> Result<(), Refusal> {
     let Some(id) = admission.id else {
         return Ok(());
     };
     with_store(&settings.state_dir, |s| {
-        if let Some((deferred, reply)) = &plan.split {
-            s.split_off(id, deferred, reply, now())?;
+        if let Some(split) = &plan.split {
+            s.split_off(id, &split.recipients, &split.reply, now())?;
         }
         s.record_delivery(id, &plan.outcome, now()).map(|_| ())
     })

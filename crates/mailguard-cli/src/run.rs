@@ -336,17 +336,18 @@ impl Runner {
                 eprintln!("mailguard run: ALERT: message {}: {e} (the operator must look at the relay settings)", c.id);
             }
         }
-        let plan = mailguard_delivery::plan(&c.recipients, result);
+        let plan = mailguard_transport::plan(&c.recipients, result);
         let now = now();
-        if let Some((deferred, reply)) = &plan.split {
+        if let Some(split) = &plan.split {
             let new = self
                 .store
-                .split_off(c.id, deferred, reply, now)
+                .split_off(c.id, &split.recipients, &split.reply, now)
                 .map_err(|e| not_recorded(c, &e))?;
             self.log(&format!(
-                "message {}: {} recipient(s) deferred ({reply}), retried as message {new}",
+                "message {}: {} recipient(s) deferred ({}), retried as message {new}",
                 c.id,
-                deferred.len()
+                split.recipients.len(),
+                split.reply
             ));
         }
         let rec = self

@@ -8,12 +8,14 @@
 //! - [`rate`]: sliding-log rate arithmetic (quota and burst).
 //! - [`spam`]: the outbound spam scorer.
 //! - [`dsn`]: RFC 3464 delivery-status notifications.
+//! - [`outcome`]: how a delivery attempt ended ([`outcome::Outcome`], [`outcome::Plan`]).
 
 pub mod account;
 pub mod dsn;
 pub mod limits;
 pub mod message;
 pub mod origin;
+pub mod outcome;
 pub mod rate;
 pub mod spam;
 pub mod status;

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use mailguard_core::account::{Action, Trip};
 use mailguard_core::rate::{Day, Timestamp};
 use mailguard_core::status::Status;
+pub use mailguard_core::outcome::{Failure, Outcome, Plan, Split};
 use serde_json::{json, Value};
 
 /// A queued message's id (never reused, also after deletion).
@@ -224,34 +225,6 @@ impl FromStr for MessageState {
             .find(|m| m.as_str() == s)
             .ok_or_else(|| format!("\"{s}\" is not a message state"))
     }
-}
-
-/// One recipient (or the whole message, recipient `*`) that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub recipient: String,
-    /// The SMTP reply code, e.g. 550.
-    pub code: Option<u16>,
-    /// The enhanced status code, e.g. `5.1.1`.
-    pub enhanced: Option<String>,
-    pub text: String,
-}
-
-/// What a delivery attempt ended with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Accepted by the relay (2xx after the final dot). `rejected` lists recipients the
-    /// relay refused permanently at RCPT while accepting the others (each is an error).
-    Sent { rejected: Vec<Failure> },
-    /// 4xx, a timeout, a TLS or connection error: retried with backoff until `hold` ends.
-    TempFail {
-        code: Option<u16>,
-        enhanced: Option<String>,
-        text: String,
-    },
-    /// 5xx: a permanent failure, one entry per failed recipient (an empty list means the
-    /// whole message, logged as recipient `*`).
-    PermFail(Vec<Failure>),
 }
 
 /// What [`crate::Store::record_delivery`] did.

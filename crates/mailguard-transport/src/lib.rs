@@ -10,6 +10,8 @@
 //! - [`TransportConfig`]: the `mailguard.toml` keys, read once and validated.
 //! - [`RetrySchedule`]: the backoff between attempts.
 //! - [`RecordingTransport`]: a scripted in-memory transport for tests.
+//! - [`plan`]: a transport's answer turned into the queue's [`Plan`] ([`Outcome`] and
+//!   the deferred recipients to split off); [`stock_pipe`] and [`reported_ok`].
 //!
 //! Nothing here starts a thread or opens a connection before `send` is called.
 //!
@@ -18,6 +20,7 @@
 
 pub mod config;
 pub mod error;
+pub mod outcome;
 pub mod recording;
 pub mod retry;
 pub mod sendmail;
@@ -25,6 +28,7 @@ pub mod smtp;
 
 pub use config::{ConfigError, Method, Security, SmtpConfig, Timeouts, TransportConfig};
 pub use error::{Class, DeliveryError, EnhancedStatus, Kind, Stage};
+pub use outcome::{plan, reported_ok, stock_pipe, Failure, Outcome, Plan, Split};
 pub use recording::{RecordingTransport, SentMessage};
 pub use retry::RetrySchedule;
 pub use sendmail::SendmailTransport;

@@ -1,17 +1,10 @@
-//! One delivery attempt in the store's terms: what a transport answered
-//! ([`Delivered`] or a [`DeliveryError`]) becomes the [`Outcome`] the store records,
-//! for the runner and for the extension's immediate attempt alike.
+//! A transport's answer in the queue's terms: what a relay answered ([`Delivered`] or a
+//! [`DeliveryError`]) becomes the [`Plan`] the store records (its [`Outcome`] and the
+//! recipients to split off), for the runner and for the extension's immediate attempt.
 
-use mailguard_store::{Failure, Outcome};
-use mailguard_transport::{Delivered, DeliveryError, EnhancedStatus, Kind};
+pub use mailguard_core::outcome::{Failure, Outcome, Plan, Split};
 
-/// What to record for one attempt, and which recipients to split off first.
-pub struct Plan {
-    pub outcome: Outcome,
-    /// Recipients deferred while others were accepted or refused for good, and the
-    /// reply that deferred them: to be split off into a message of their own.
-    pub split: Option<(Vec<String>, String)>,
-}
+use crate::{Delivered, DeliveryError, EnhancedStatus, Kind};
 
 /// The store's view of one attempt: 2xx with per-recipient refusals, 4xx/timeouts/TLS
 /// (retry), 5xx (one error per recipient). Recipients a relay deferred while others
@@ -61,7 +54,7 @@ pub fn plan(recipients: &[String], result: Result<Delivered, DeliveryError>) -> 
     }
 }
 
-fn split_of(temp: &[&DeliveryError]) -> Option<(Vec<String>, String)> {
+fn split_of(temp: &[&DeliveryError]) -> Option<Split> {
     let rcpts: Vec<String> = temp
         .iter()
         .filter_map(|e| e.recipient().map(str::to_owned))
@@ -76,7 +69,10 @@ fn split_of(temp: &[&DeliveryError]) -> Option<(Vec<String>, String)> {
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
-    Some((rcpts, reply))
+    Some(Split {
+        recipients: rcpts,
+        reply,
+    })
 }
 
 /// Code, enhanced status and the text without the enhanced status it starts with.
@@ -141,4 +137,98 @@ pub fn stock_pipe(sent: bool, recipients: &[String]) -> Outcome {
 /// Whether mail() reports an outcome as success: sent, or durably queued for retry.
 pub fn reported_ok(outcome: &Outcome) -> bool {
     !matches!(outcome, Outcome::PermFail(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Stage;
+
+    fn refused(code: u16, text: &str, rcpt: &str) -> DeliveryError {
+        DeliveryError::reply(Stage::RcptTo, code, text).with_recipient(rcpt)
+    }
+
+    fn rcpts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn accepted_with_refusals_splits_off_the_deferred() {
+        let delivered = Delivered {
+            accepted: rcpts(&["a@x"]),
+            refused: vec![
+                refused(550, "5.1.1 no such user", "b@x"),
+                refused(452, "4.5.3 too many recipients", "c@x"),
+            ],
+            reply: "250 ok".into(),
+        };
+        let p = plan(&rcpts(&["a@x", "b@x", "c@x"]), Ok(delivered));
+        assert_eq!(
+            p.outcome,
+            Outcome::Sent {
+                rejected: vec![Failure {
+                    recipient: "b@x".into(),
+                    code: Some(550),
+                    enhanced: Some("5.1.1".into()),
+                    text: "no such user".into(),
+                }]
+            }
+        );
+        assert_eq!(
+            p.split,
+            Some(Split {
+                recipients: rcpts(&["c@x"]),
+                reply: "452 4.5.3 too many recipients".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn every_recipient_deferred_is_a_retry_of_the_whole_message() {
+        let e = DeliveryError::all_recipients_refused(vec![
+            refused(451, "4.3.0 later", "a@x"),
+            refused(452, "4.5.3 later", "b@x"),
+        ]);
+        let p = plan(&rcpts(&["a@x", "b@x"]), Err(e));
+        assert!(matches!(
+            p.outcome,
+            Outcome::TempFail {
+                code: Some(451),
+                ..
+            }
+        ));
+        assert_eq!(p.split, None);
+    }
+
+    #[test]
+    fn refused_and_deferred_fails_some_and_splits_off_the_others() {
+        let e = DeliveryError::all_recipients_refused(vec![
+            refused(550, "5.1.1 unknown", "a@x"),
+            refused(452, "4.5.3 later", "b@x"),
+        ]);
+        let p = plan(&rcpts(&["a@x", "b@x"]), Err(e));
+        match &p.outcome {
+            Outcome::PermFail(f) => assert_eq!(f.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.split.unwrap().recipients, rcpts(&["b@x"]));
+    }
+
+    #[test]
+    fn stock_pipe_and_reported_ok() {
+        let ok = stock_pipe(true, &rcpts(&["a@x"]));
+        assert!(reported_ok(&ok));
+        let failed = stock_pipe(false, &[]);
+        match &failed {
+            Outcome::PermFail(f) => assert_eq!(f[0].recipient, "*"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!reported_ok(&failed));
+        let retry = Outcome::TempFail {
+            code: Some(421),
+            enhanced: None,
+            text: "busy".into(),
+        };
+        assert!(reported_ok(&retry));
+    }
 }
