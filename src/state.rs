@@ -157,11 +157,12 @@ pub fn record(settings: &Settings, admission: &Admission, outcome: Outcome) -> R
         return Ok(());
     };
     with_store(&settings.state_dir, |s| {
-        s.record_delivery(id, &outcome, now()).map(|_| ())
+        s.record_delivery(id, &outcome.into(), now()).map(|_| ())
     })
 }
 
-/// Records an SMTP attempt's outcome, splitting off recipients a relay deferred.
+/// Records an SMTP attempt's outcome and splits off recipients a relay deferred, in one
+/// transaction.
 pub fn record_plan(
     settings: &Settings,
     admission: &Admission,
@@ -171,10 +172,7 @@ pub fn record_plan(
         return Ok(());
     };
     with_store(&settings.state_dir, |s| {
-        if let Some(split) = &plan.split {
-            s.split_off(id, &split.recipients, &split.reply, now())?;
-        }
-        s.record_delivery(id, &plan.outcome, now()).map(|_| ())
+        s.record_delivery(id, &plan, now()).map(|_| ())
     })
 }
 

@@ -338,11 +338,11 @@ impl Runner {
         }
         let plan = mailguard_transport::plan(&c.recipients, result);
         let now = now();
-        if let Some(split) = &plan.split {
-            let new = self
-                .store
-                .split_off(c.id, &split.recipients, &split.reply, now)
-                .map_err(|e| not_recorded(c, &e))?;
+        let rec = self
+            .store
+            .record_delivery(c.id, &plan, now)
+            .map_err(|e| not_recorded(c, &e))?;
+        if let (Some(split), Some(new)) = (&plan.split, rec.split) {
             self.log(&format!(
                 "message {}: {} recipient(s) deferred ({}), retried as message {new}",
                 c.id,
@@ -350,10 +350,6 @@ impl Runner {
                 split.reply
             ));
         }
-        let rec = self
-            .store
-            .record_delivery(c.id, &plan.outcome, now)
-            .map_err(|e| not_recorded(c, &e))?;
         self.since_checkpoint += 1;
         let line = match &rec.record {
             DeliveryRecord::Sent => {

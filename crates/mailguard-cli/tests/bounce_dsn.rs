@@ -18,7 +18,7 @@ fn sent(state: &State, account: &str, bounce: &str, rcpt: &str) -> MessageId {
     );
     state
         .store()
-        .record_delivery(id, &Outcome::Sent { rejected: vec![] }, now())
+        .record_delivery(id, &Outcome::Sent { rejected: vec![] }.into(), now())
         .unwrap();
     id
 }

@@ -128,7 +128,7 @@ fn fill(dir: &std::path::Path) {
         store
             .record_delivery(
                 mailguard_store::MessageId(id),
-                &Outcome::Sent { rejected: vec![] },
+                &Outcome::Sent { rejected: vec![] }.into(),
                 t,
             )
             .unwrap();
@@ -150,7 +150,8 @@ fn fill(dir: &std::path::Path) {
                     code: Some(550),
                     enhanced: Some("5.1.1".into()),
                     text: text.into(),
-                }]),
+                }])
+                .into(),
                 t,
             )
             .unwrap();
@@ -159,7 +160,7 @@ fn fill(dir: &std::path::Path) {
     store
         .record_delivery(
             mailguard_store::MessageId(id),
-            &Outcome::Sent { rejected: vec![] },
+            &Outcome::Sent { rejected: vec![] }.into(),
             t,
         )
         .unwrap();

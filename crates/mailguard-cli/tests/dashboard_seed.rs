@@ -46,7 +46,7 @@ fn send(store: &mut Store, account: &str, file: &str, t: Timestamp, fail: Option
         }]),
     };
     store
-        .record_delivery(MessageId(id.0), &outcome, t)
+        .record_delivery(MessageId(id.0), &outcome.into(), t)
         .expect("record");
 }
 

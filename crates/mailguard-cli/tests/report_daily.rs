@@ -29,7 +29,8 @@ fn fill(state: &State) {
                     code: Some(code),
                     enhanced: Some(enhanced.to_owned()),
                     text: text.to_owned(),
-                }]),
+                }])
+                .into(),
                 now(),
             )
             .unwrap();
@@ -50,7 +51,7 @@ fn fill(state: &State) {
     );
     state
         .store()
-        .record_delivery(id, &Outcome::Sent { rejected: vec![] }, now())
+        .record_delivery(id, &Outcome::Sent { rejected: vec![] }.into(), now())
         .unwrap();
     let id = state.submit_at(
         "blog",
@@ -61,7 +62,7 @@ fn fill(state: &State) {
     );
     state
         .store()
-        .record_delivery(id, &Outcome::Sent { rejected: vec![] }, now())
+        .record_delivery(id, &Outcome::Sent { rejected: vec![] }.into(), now())
         .unwrap();
 }
 

@@ -82,7 +82,11 @@ fn main() {
             .submit("bench", &limits, sub, now, Mode::Enforce)
             .unwrap();
         store
-            .record_delivery(a.id.unwrap(), &Outcome::Sent { rejected: vec![] }, now)
+            .record_delivery(
+                a.id.unwrap(),
+                &Outcome::Sent { rejected: vec![] }.into(),
+                now,
+            )
             .unwrap();
         both.push(s.elapsed());
 

@@ -149,7 +149,7 @@ mod tests {
                 Outcome::Sent { rejected: vec![] }
             };
             // Claimed as DeliverNow or queued: record_delivery accepts both.
-            store.record_delivery(id, &outcome, now).unwrap();
+            store.record_delivery(id, &outcome.into(), now).unwrap();
         }
         submit(&mut store, "a", "/news.php", now.minus_secs(5));
         let rcpt = vec!["x@example.org".to_owned()];
@@ -215,7 +215,7 @@ mod tests {
             for _ in 0..n {
                 let id = submit(&mut store, account, "/f.php", now).id.unwrap();
                 store
-                    .record_delivery(id, &Outcome::PermFail(vec![]), now)
+                    .record_delivery(id, &Outcome::PermFail(vec![]).into(), now)
                     .unwrap();
             }
         }

@@ -8,13 +8,15 @@ use mailguard_core::limits::{Limits, Mode};
 use mailguard_core::rate::{mix64, SlidingLog, Timestamp};
 use mailguard_core::status::Status;
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::db::{Durability, Store, SENDING_LEASE};
 use crate::error::StoreError;
 use crate::ledger::{self, Count, Sql, LOG_RELEASED};
-use crate::model::{Claimed, DeliveryRecord, DueReport, Failure, MessageId, Outcome, Recorded};
+use crate::model::{
+    Claimed, DeliveryRecord, DueReport, Failure, MessageId, Outcome, Plan, Recorded, Split,
+};
 use crate::Result;
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -23,19 +25,29 @@ fn sql(e: rusqlite::Error) -> StoreError {
 
 impl Store {
     /// Records how a delivery attempt of message `id` ended, in one transaction:
-    /// `Sent` counts a sent message and drops the stored body; `TempFail` schedules the
-    /// next attempt with growing backoff and jitter (derived from the id), or expires the
-    /// message if that would pass its `hold`; `PermFail` and expiry log each failed
-    /// recipient as an error. Afterwards the bounce ratio is checked (→ `bounce`).
+    /// first the plan's split (recipients the relay deferred go to a new queued message
+    /// of their own, see below), then the outcome for the others: `Sent` counts a sent
+    /// message and drops the stored body; `TempFail` schedules the next attempt with
+    /// growing backoff and jitter (derived from the id), or expires the message if that
+    /// would pass its `hold`; `PermFail` and expiry log each failed recipient as an
+    /// error. Afterwards the bounce ratio is checked (→ `bounce`).
+    ///
+    /// The split-off message has the same bytes, origin and expiry, `attempts` 1 and its
+    /// next attempt after the account's backoff; it is already released (it does not
+    /// count against the quota again). Its id is returned in [`Recorded::split`]. Split
+    /// and outcome commit together: a crash leaves neither (the message is delivered
+    /// again after its lease: twice, never zero times).
     ///
     /// A message that is no longer waiting (purged, deleted, already recorded) is
-    /// `Ignored`, so reporting twice never counts twice.
+    /// `Ignored` and nothing is split off, so reporting twice never counts twice.
+    /// An [`Outcome`] converts into a plan without a split (`&outcome.into()`).
     pub fn record_delivery(
         &mut self,
         id: MessageId,
-        outcome: &Outcome,
+        plan: &Plan,
         now: Timestamp,
     ) -> Result<Recorded> {
+        let outcome = &plan.outcome;
         // Relaxed: a delivery record lost in a power failure leaves the message
         // claimed; its lease runs out and it is delivered again (twice, never zero).
         self.write_with(Durability::Relaxed, |tx| {
@@ -48,14 +60,20 @@ impl Store {
                 )
                 .optional()
                 .map_err(sql)?;
+            let ignored = Recorded { record: DeliveryRecord::Ignored, trip: None, split: None };
             let Some((account, state, attempts, expires, recipients, origin)) = row else {
-                return Ok(Recorded { record: DeliveryRecord::Ignored, trip: None });
+                return Ok(ignored);
             };
             if !matches!(state.as_str(), "sending" | "queued" | "held") {
-                return Ok(Recorded { record: DeliveryRecord::Ignored, trip: None });
+                return Ok(ignored);
             }
             let status = ledger::status_of(tx, &account)?.unwrap_or(Status::Active);
             let (limits, mode) = ledger::stored_limits(tx, &account)?;
+            // Before the outcome: `Sent` drops the body the new message copies.
+            let split = match &plan.split {
+                Some(split) => Some(split_off(tx, id, split, &limits, now).map_err(sql)?),
+                None => None,
+            };
             let attempts = attempts + 1;
             let record = match outcome {
                 Outcome::Sent { rejected } => {
@@ -125,7 +143,7 @@ impl Store {
                 }
             };
             let trip = bounce_check(tx, &account, status, &limits, mode, now)?;
-            Ok(Recorded { record, trip })
+            Ok(Recorded { record, trip, split })
         })
     }
 
@@ -200,6 +218,36 @@ impl Store {
             Ok(report)
         })
     }
+}
+
+/// Copies message `id` with only the recipients `split.recipients` into a new waiting
+/// message (queued, or held if the account is red), due after the account's backoff.
+fn split_off(
+    tx: &Transaction<'_>,
+    id: MessageId,
+    split: &Split,
+    limits: &Limits,
+    now: Timestamp,
+) -> Sql<MessageId> {
+    let next = now.plus(limits.retry.delay(1, mix64(id.0 as u64 ^ 0x5917)));
+    tx.execute(
+        "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
+            state, attempts, next_attempt, released_at, created, expires, verdict, spam, origin, last_error)
+         SELECT account, envelope_from, ?2, subject, raw, size, checksum,
+            CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
+                 IN ('active', 'force') THEN 'queued' ELSE 'held' END,
+            1, min(?3, expires), ?4, created, expires,
+            verdict || ' (recipients deferred from message ' || id || ')', spam, origin, ?5
+         FROM messages WHERE id = ?1",
+        params![
+            id.0,
+            json!(split.recipients).to_string(),
+            next.0,
+            now.0,
+            split.reply
+        ],
+    )?;
+    Ok(MessageId(tx.last_insert_rowid()))
 }
 
 /// Marks one message `sending` and returns it, or quarantines it if its body is gone or
@@ -389,4 +437,93 @@ pub(crate) fn bounce_check(
         ledger::record_trip(tx, account, t, now).map_err(sql)?;
     }
     Ok(trip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Origin, Submission};
+
+    const T0: Timestamp = Timestamp(1_750_000_000_000);
+
+    fn submit(store: &mut Store, rcpts: &[&str]) -> MessageId {
+        let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+        store
+            .submit(
+                "acct",
+                &Limits::unlimited(),
+                Submission {
+                    raw: b"To: x\r\nSubject: s\r\n\r\nbody\r\n",
+                    envelope_from: "shop@example.com",
+                    recipients: &rcpts,
+                    origin: &Origin::default(),
+                    spam: None,
+                },
+                T0,
+                Mode::Enforce,
+            )
+            .unwrap()
+            .id
+            .unwrap()
+    }
+
+    fn sent_and_split(late: &str) -> Plan {
+        Plan {
+            outcome: Outcome::Sent { rejected: vec![] },
+            split: Some(Split {
+                recipients: vec![late.to_owned()],
+                reply: "452 4.5.3 later".to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn split_and_outcome_commit_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let id = submit(&mut s, &["a@example.org", "late@example.org"]);
+        // Make the outcome's update fail after the split's insert, inside the transaction.
+        let raw = rusqlite::Connection::open(s.db_path()).unwrap();
+        raw.execute_batch(
+            "CREATE TRIGGER no_sent BEFORE UPDATE OF state ON messages WHEN NEW.state = 'sent'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+        let err = s
+            .record_delivery(id, &sent_and_split("late@example.org"), T0)
+            .unwrap_err();
+        assert!(err.to_string().contains("refused by the test"), "{err}");
+        // Neither landed: no new message, the original still waits with its body.
+        let q = s.queue_list(None).unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].id, id);
+        assert!(q[0].state.is_waiting());
+        assert!(s.check_integrity().unwrap().is_ok());
+
+        raw.execute_batch("DROP TRIGGER no_sent").unwrap();
+        let rec = s
+            .record_delivery(id, &sent_and_split("late@example.org"), T0)
+            .unwrap();
+        assert_eq!(rec.record, DeliveryRecord::Sent);
+        let new = rec.split.expect("the split-off message");
+        assert_ne!(new, id);
+        let m = s.queue_show(new).unwrap();
+        assert_eq!(m.entry.state.as_str(), "queued");
+        assert_eq!(m.entry.recipients, vec!["late@example.org".to_owned()]);
+        assert!(
+            m.checksum_ok,
+            "the copy was taken before the body was dropped"
+        );
+        assert_eq!(s.queue_show(id).unwrap().entry.state.as_str(), "sent");
+        assert_eq!(s.status_snapshot("acct", T0).unwrap().sent_total, 1);
+        assert!(s.check_integrity().unwrap().is_ok());
+
+        // Recorded already: ignored, and nothing is split off a second time.
+        let again = s
+            .record_delivery(id, &sent_and_split("late@example.org"), T0)
+            .unwrap();
+        assert_eq!((again.record, again.split), (DeliveryRecord::Ignored, None));
+        let waiting: Vec<MessageId> = s.queue_list(None).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(waiting, vec![new]);
+    }
 }

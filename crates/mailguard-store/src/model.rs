@@ -4,9 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use mailguard_core::account::{Action, Trip};
+pub use mailguard_core::outcome::{Failure, Outcome, Plan, Split};
 use mailguard_core::rate::{Day, Timestamp};
 use mailguard_core::status::Status;
-pub use mailguard_core::outcome::{Failure, Outcome, Plan, Split};
 use serde_json::{json, Value};
 
 /// A queued message's id (never reused, also after deletion).
@@ -248,6 +248,9 @@ pub enum DeliveryRecord {
 pub struct Recorded {
     pub record: DeliveryRecord,
     pub trip: Option<Trip>,
+    /// The new message that took the recipients the plan split off (deferred by the
+    /// relay), recorded in the same transaction.
+    pub split: Option<MessageId>,
 }
 
 /// A message claimed by [`crate::Store::due`]: deliver it, then record the outcome.

@@ -1,7 +1,6 @@
 //! What the delivery runner, `mailguard bounce` and `mailguard report` need beyond the
-//! delivery API: the runner's own claims (given back after a crash), splitting off the
-//! recipients a relay deferred, notices for rule trips (and which were sent), the scripts
-//! behind recent mail, matching and counting asynchronous bounces, and one day's errors.
+//! delivery API: the runner's own claims (given back after a crash), notices for rule
+//! trips (and which were sent), the scripts behind recent mail, matching and counting asynchronous bounces, and one day's errors.
 //!
 //! Two small tables of its own, created on first use: `runner_claims` (messages the
 //! runner claimed and has not recorded yet) and `runner_notices` (rule transitions whose
@@ -10,10 +9,10 @@
 use std::collections::HashMap;
 
 use mailguard_core::account;
-use mailguard_core::rate::{mix64, Day, Timestamp};
+use mailguard_core::rate::{Day, Timestamp};
 use mailguard_core::status::Status;
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::db::Store;
 use crate::delivery::parse_recipients;
@@ -188,44 +187,6 @@ impl Store {
             )
             .map(|n| n as u64)
             .map_err(sql)
-        })
-    }
-
-    /// Splits the recipients `deferred` off the claimed message `id` into a new queued
-    /// message (same bytes, origin and expiry; `attempts` 1, next attempt after the
-    /// account's backoff), so that the original can be recorded for the others. Call it
-    /// *before* recording the original: a crash in between sends twice, never never.
-    /// The new message is already released (it does not count against the quota again).
-    pub fn split_off(
-        &mut self,
-        id: MessageId,
-        deferred: &[String],
-        reply: &str,
-        now: Timestamp,
-    ) -> Result<MessageId> {
-        self.write(|tx| {
-            let (limits, _) = {
-                let account: String = tx
-                    .query_row("SELECT account FROM messages WHERE id = ?1", [id.0], |r| r.get(0))
-                    .optional()
-                    .map_err(sql)?
-                    .ok_or(StoreError::NoSuchMessage(id))?;
-                ledger::stored_limits(tx, &account)?
-            };
-            let next = now.plus(limits.retry.delay(1, mix64(id.0 as u64 ^ 0x5917)));
-            tx.execute(
-                "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-                    state, attempts, next_attempt, released_at, created, expires, verdict, spam, origin, last_error)
-                 SELECT account, envelope_from, ?2, subject, raw, size, checksum,
-                    CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
-                         IN ('active', 'force') THEN 'queued' ELSE 'held' END,
-                    1, min(?3, expires), ?4, created, expires,
-                    verdict || ' (recipients deferred from message ' || id || ')', spam, origin, ?5
-                 FROM messages WHERE id = ?1",
-                params![id.0, json!(deferred).to_string(), next.0, now.0, reply],
-            )
-            .map_err(sql)?;
-            Ok(MessageId(tx.last_insert_rowid()))
         })
     }
 
@@ -496,7 +457,7 @@ fn bounce_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Outcome, Submission};
+    use crate::model::{DeliveryRecord, Outcome, Plan, Split, Submission};
     use mailguard_core::limits::{Limits, Mode};
     use std::time::Duration;
 
@@ -559,11 +520,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let id = submit(&mut s, "acct", &Limits::unlimited(), "a@example.org", T0);
-        let new = s
-            .split_off(id, &["late@example.org".to_owned()], "452 4.5.3 later", T0)
-            .unwrap();
-        s.record_delivery(id, &Outcome::Sent { rejected: vec![] }, T0)
-            .unwrap();
+        let plan = Plan {
+            outcome: Outcome::Sent { rejected: vec![] },
+            split: Some(Split {
+                recipients: vec!["late@example.org".to_owned()],
+                reply: "452 4.5.3 later".to_owned(),
+            }),
+        };
+        let rec = s.record_delivery(id, &plan, T0).unwrap();
+        assert_eq!(rec.record, DeliveryRecord::Sent);
+        let new = rec.split.unwrap();
         let m = s.queue_show(new).unwrap();
         assert_eq!(m.entry.state.as_str(), "queued");
         assert_eq!(m.entry.recipients, vec!["late@example.org".to_owned()]);
@@ -581,7 +547,7 @@ mod tests {
         let a = submit(&mut s, "acct", &limits, "a@example.org", T0);
         let b = submit(&mut s, "acct", &limits, "B@Example.org", T0);
         for id in [a, b] {
-            s.record_delivery(id, &Outcome::Sent { rejected: vec![] }, T0)
+            s.record_delivery(id, &Outcome::Sent { rejected: vec![] }.into(), T0)
                 .unwrap();
         }
         let since = T0.minus(Duration::from_secs(86_400));

@@ -39,11 +39,14 @@ fn deliver_now_then_sent_counts_once() {
     assert_eq!(a.action, Action::DeliverNow);
     assert_eq!(a.status_after, Status::Active);
     let id = a.id.unwrap();
-    let r = h.store.record_delivery(id, &sent(), t(1)).unwrap();
+    let r = h.store.record_delivery(id, &sent().into(), t(1)).unwrap();
     assert_eq!(r.record, DeliveryRecord::Sent);
     // A second report of the same delivery is ignored, not counted twice.
     assert_eq!(
-        h.store.record_delivery(id, &sent(), t(2)).unwrap().record,
+        h.store
+            .record_delivery(id, &sent().into(), t(2))
+            .unwrap()
+            .record,
         DeliveryRecord::Ignored
     );
     let s = h.store.status_snapshot(A, t(3)).unwrap();
@@ -66,7 +69,7 @@ fn over_quota_is_queued_and_released_when_the_window_frees() {
         let a = submit(&mut h.store, A, &l, n, t(n as i64), Mode::Enforce);
         assert_eq!(a.action, Action::DeliverNow);
         h.store
-            .record_delivery(a.id.unwrap(), &sent(), t(n as i64))
+            .record_delivery(a.id.unwrap(), &sent().into(), t(n as i64))
             .unwrap();
     }
     let q = submit(&mut h.store, A, &l, 3, t(10), Mode::Enforce);
@@ -170,7 +173,7 @@ fn block_holds_the_queue_and_purge_empties_it() {
     // A late report for a purged message is ignored.
     assert_eq!(
         h.store
-            .record_delivery(q.id.unwrap(), &sent(), t(6))
+            .record_delivery(q.id.unwrap(), &sent().into(), t(6))
             .unwrap()
             .record,
         DeliveryRecord::Ignored
@@ -188,7 +191,12 @@ fn temp_failures_back_off_then_expire_as_errors() {
     let mut now = t(0);
     let mut delays = Vec::new();
     loop {
-        match h.store.record_delivery(id, &temp(), now).unwrap().record {
+        match h
+            .store
+            .record_delivery(id, &temp().into(), now)
+            .unwrap()
+            .record
+        {
             DeliveryRecord::Retry { next_attempt, .. } => {
                 delays.push((next_attempt.0 - now.0) / 1000);
                 let due = h.store.due(next_attempt, 10).unwrap();
@@ -223,8 +231,11 @@ fn jitter_spreads_retries() {
         let id = submit(&mut h.store, A, &l, n, t(0), Mode::Enforce)
             .id
             .unwrap();
-        if let DeliveryRecord::Retry { next_attempt, .. } =
-            h.store.record_delivery(id, &temp(), t(0)).unwrap().record
+        if let DeliveryRecord::Retry { next_attempt, .. } = h
+            .store
+            .record_delivery(id, &temp().into(), t(0))
+            .unwrap()
+            .record
         {
             let d = next_attempt.0 - t(0).0;
             assert!((108_000..=132_000).contains(&d), "{d}");
@@ -259,7 +270,9 @@ fn bounce_ratio_trips_bounce_unblock_gives_force_purge_gives_active() {
         let id = submit(&mut h.store, A, &l, n, t(at), Mode::Enforce)
             .id
             .unwrap();
-        h.store.record_delivery(id, o, t(at)).unwrap()
+        h.store
+            .record_delivery(id, &o.clone().into(), t(at))
+            .unwrap()
     };
     for i in 0..8 {
         assert!(deliver(&mut h, &sent(), i).trip.is_none());
@@ -429,14 +442,14 @@ fn partial_rejections_and_permanent_failures_fill_the_error_log() {
         text: "unknown".into(),
     }];
     h.store
-        .record_delivery(a, &Outcome::Sent { rejected }, t(1))
+        .record_delivery(a, &Outcome::Sent { rejected }.into(), t(1))
         .unwrap();
     let b = submit(&mut h.store, A, &l, 1, t(2), Mode::Enforce)
         .id
         .unwrap();
     assert_eq!(
         h.store
-            .record_delivery(b, &Outcome::PermFail(vec![]), t(3))
+            .record_delivery(b, &Outcome::PermFail(vec![]).into(), t(3))
             .unwrap()
             .record,
         DeliveryRecord::Failed
@@ -460,7 +473,9 @@ fn corrupt_bodies_are_quarantined_never_sent_never_deleted() {
     let first = submit(&mut h.store, A, &l, 0, t(0), Mode::Enforce)
         .id
         .unwrap();
-    h.store.record_delivery(first, &sent(), t(0)).unwrap();
+    h.store
+        .record_delivery(first, &sent().into(), t(0))
+        .unwrap();
     let q = submit(&mut h.store, A, &l, 1, t(1), Mode::Enforce)
         .id
         .unwrap();
@@ -515,7 +530,7 @@ fn stale_claims_go_back_to_the_queue() {
     assert_eq!(due.claimed[0].id, id);
     assert_eq!(
         h.store
-            .record_delivery(id, &sent(), t(32 * 60))
+            .record_delivery(id, &sent().into(), t(32 * 60))
             .unwrap()
             .record,
         DeliveryRecord::Sent
@@ -571,12 +586,12 @@ fn history_fills_missing_days_and_report_to_is_kept() {
     let id = submit(&mut h.store, A, &l, 0, t(0), Mode::Enforce)
         .id
         .unwrap();
-    h.store.record_delivery(id, &sent(), t(0)).unwrap();
+    h.store.record_delivery(id, &sent().into(), t(0)).unwrap();
     let id = submit(&mut h.store, A, &l, 1, t(2 * 86400), Mode::Enforce)
         .id
         .unwrap();
     h.store
-        .record_delivery(id, &perm("z@x"), t(2 * 86400))
+        .record_delivery(id, &perm("z@x").into(), t(2 * 86400))
         .unwrap();
     let hist = h.store.history(A, 4, t(2 * 86400 + 5)).unwrap();
     let rows: Vec<(String, u64, u64)> = hist

@@ -99,7 +99,7 @@ fn quota_is_exact_across_processes() {
     assert_eq!(s.queued as usize, PROCS * EACH);
     for id in released {
         store
-            .record_delivery(id, &Outcome::Sent { rejected: vec![] }, t(20))
+            .record_delivery(id, &Outcome::Sent { rejected: vec![] }.into(), t(20))
             .unwrap();
     }
     assert_eq!(
@@ -146,7 +146,7 @@ fn child_crasher() {
                 Outcome::Sent { rejected: vec![] }
             };
             store
-                .record_delivery(a.id.unwrap(), &outcome, now())
+                .record_delivery(a.id.unwrap(), &outcome.into(), now())
                 .unwrap();
         }
         if r.is_multiple_of(5) {
@@ -160,7 +160,7 @@ fn child_crasher() {
                         text: "later".into(),
                     }
                 };
-                store.record_delivery(c.id, &outcome, now()).unwrap();
+                store.record_delivery(c.id, &outcome.into(), now()).unwrap();
             }
         }
         if r.is_multiple_of(97) {
