@@ -1,11 +1,13 @@
 //! The PHP functions in the `MailGuard\` namespace. `status()` is for every script;
 //! the operator functions (block, unblock, purge, errors, history) throw unless the
-//! operator set `mailguard.allow_control=1` for the account.
+//! operator set `mailguard.allow_control=1` for the account (in hardened mode: unless the
+//! operator file allows them for the account of the caller's uid; the daemon decides).
 
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use mailguard_core::message::Refusal;
+use mailguard_proto::Request;
 use mailguard_store::{now, DayStats, ErrorEntry, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -87,31 +89,46 @@ pub fn status() -> PhpResult<ZBox<ZendHashTable>> {
         Ok(b) => out["max_message_size"] = json!(b.0),
         Err(e) => problems.push(e.to_string()),
     }
-    match Settings::read() {
-        Err(e) => problems.push(e.to_string()),
-        Ok(settings) => {
-            out["account"] = json!(settings.account);
-            out["mode"] = json!(settings.mode.as_str());
-            out["state_dir"] = json!(settings.state_dir.display().to_string());
-            let limit = |l: Option<mailguard_core::rate::Limit>| l.map(|l| l.to_string());
-            out["limits"] = json!({
-                "quota": limit(settings.limits.quota),
-                "burst": limit(settings.limits.burst),
-                "hold_seconds": settings.limits.hold.as_secs(),
-                "max_message_size": out.get("max_message_size").cloned().unwrap_or(Value::Null),
-            });
-            match state::snapshot(&settings) {
-                Ok(snap) => {
-                    let Value::Object(map) = snap.to_json() else {
-                        unreachable!()
-                    };
-                    for (k, v) in map {
-                        if !matches!(k.as_str(), "limits" | "mode" | "account") {
-                            out[k] = v;
+    let hardened = crate::daemon::socket();
+    out["hardened"] = json!(hardened.is_some());
+    if let Some(socket) = &hardened {
+        out["socket"] = json!(socket.display().to_string());
+        match crate::daemon::query(socket, &Request::Status) {
+            Ok(Value::Object(map)) => {
+                for (k, v) in map {
+                    out[k] = v;
+                }
+            }
+            Ok(_) => problems.push("the mailguard daemon answered something else".into()),
+            Err(e) => problems.push(e),
+        }
+    } else {
+        match Settings::read() {
+            Err(e) => problems.push(e.to_string()),
+            Ok(settings) => {
+                out["account"] = json!(settings.account);
+                out["mode"] = json!(settings.mode.as_str());
+                out["state_dir"] = json!(settings.state_dir.display().to_string());
+                let limit = |l: Option<mailguard_core::rate::Limit>| l.map(|l| l.to_string());
+                out["limits"] = json!({
+                    "quota": limit(settings.limits.quota),
+                    "burst": limit(settings.limits.burst),
+                    "hold_seconds": settings.limits.hold.as_secs(),
+                    "max_message_size": out.get("max_message_size").cloned().unwrap_or(Value::Null),
+                });
+                match state::snapshot(&settings) {
+                    Ok(snap) => {
+                        let Value::Object(map) = snap.to_json() else {
+                            unreachable!()
+                        };
+                        for (k, v) in map {
+                            if !matches!(k.as_str(), "limits" | "mode" | "account") {
+                                out[k] = v;
+                            }
                         }
                     }
+                    Err(e) => problems.push(e.to_string()),
                 }
-                Err(e) => problems.push(e.to_string()),
             }
         }
     }
@@ -148,50 +165,66 @@ fn actor() -> String {
     format!("php:{file}")
 }
 
+/// Hardened mode: the daemon decides whether the account may use operator functions
+/// (the operator file's `allow_control`) and acts on the account of the caller's uid.
+fn ask_daemon(request: Request) -> Option<PhpResult<ZBox<ZendHashTable>>> {
+    let socket = crate::daemon::socket()?;
+    Some(match crate::daemon::query(&socket, &request) {
+        Ok(v) => to_array(v),
+        Err(e) => Err(exception(e)),
+    })
+}
+
 fn act(
+    request: Request,
     f: impl FnOnce(&mut Store, &str, &str) -> Result<mailguard_store::Change, StoreError>,
 ) -> PhpResult<ZBox<ZendHashTable>> {
+    if let Some(answer) = ask_daemon(request) {
+        return answer;
+    }
     let settings = control_settings()?;
     let who = actor();
     let change = state::control(&settings, |s, account| f(s, account, &who))
         .map_err(|e| exception(refusal_text(&e)))?;
-    to_array(json!({
-        "from": change.from.as_str(),
-        "to": change.to.as_str(),
-        "messages": change.messages,
-    }))
+    to_array(change.to_json())
 }
 
 /// `MailGuard\block(): array`: the account turns inactive; new and queued mail is held.
 #[php_function]
 #[php(name = "MailGuard\\block")]
 pub fn block() -> PhpResult<ZBox<ZendHashTable>> {
-    act(|s, a, who| s.block(a, who, now()))
+    act(Request::Block, |s, a, who| s.block(a, who, now()))
 }
 
 /// `MailGuard\unblock(): array`: inactive → active, bounce → force; held mail is re-dispatched.
 #[php_function]
 #[php(name = "MailGuard\\unblock")]
 pub fn unblock() -> PhpResult<ZBox<ZendHashTable>> {
-    act(|s, a, who| s.unblock(a, who, now()))
+    act(Request::Unblock, |s, a, who| s.unblock(a, who, now()))
 }
 
 /// `MailGuard\purge(): array`: deletes the account's queued mail and returns it to active.
 #[php_function]
 #[php(name = "MailGuard\\purge")]
 pub fn purge() -> PhpResult<ZBox<ZendHashTable>> {
-    act(|s, a, who| s.purge(a, who, now()))
+    act(Request::Purge, |s, a, who| s.purge(a, who, now()))
 }
 
 /// `MailGuard\errors(int $limit = 50, int $offset = 0): array`: the error log, newest first.
 #[php_function]
 #[php(name = "MailGuard\\errors")]
 pub fn errors(limit: Option<i64>, offset: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
-    let settings = control_settings()?;
     let (limit, offset) = (
         limit.unwrap_or(50).clamp(0, 10_000),
-        offset.unwrap_or(0).max(0),
+        offset.unwrap_or(0).clamp(0, u32::MAX as i64),
     );
+    if let Some(answer) = ask_daemon(Request::Errors {
+        limit: limit as u32,
+        offset: offset as u32,
+    }) {
+        return answer;
+    }
+    let settings = control_settings()?;
     let entries = state::control(&settings, |s, a| s.errors(a, limit as u32, offset as u32))
         .map_err(|e| exception(refusal_text(&e)))?;
     let rows: Vec<Value> = entries.iter().map(ErrorEntry::to_json).collect();
@@ -202,8 +235,11 @@ pub fn errors(limit: Option<i64>, offset: Option<i64>) -> PhpResult<ZBox<ZendHas
 #[php_function]
 #[php(name = "MailGuard\\history")]
 pub fn history(days: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
-    let settings = control_settings()?;
     let days = days.unwrap_or(30).clamp(1, 3660) as u32;
+    if let Some(answer) = ask_daemon(Request::History { days }) {
+        return answer;
+    }
+    let settings = control_settings()?;
     let rows = state::control(&settings, |s, a| s.history(a, days, now()))
         .map_err(|e| exception(refusal_text(&e)))?;
     let rows: Vec<Value> = rows.iter().map(DayStats::to_json).collect();

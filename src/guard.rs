@@ -2,10 +2,10 @@
 //! message's origin, asks the core and the store, and runs the delivery the
 //! store releases. No policy lives here.
 
-use mailguard_core::limits::Mode;
+use mailguard_core::account::RefusedBecause;
 use mailguard_core::message::{self, Bytes, Outgoing, Refusal, DEFAULT_MAX_MESSAGE_SIZE};
 use mailguard_core::origin;
-use mailguard_core::spam::{self, Level, SpamContext, Thresholds};
+use mailguard_core::spam::{self, SpamContext, Thresholds};
 use mailguard_store::{Action, Origin, SpamSummary, Submission};
 
 use crate::delivery;
@@ -43,9 +43,13 @@ pub enum Verdict {
 pub fn send(
     call: &Call,
     outgoing: &Outgoing,
+    entry: &str,
     user_params: Option<&[u8]>,
     deliver: impl FnOnce() -> bool,
 ) -> Verdict {
+    if let Some(socket) = crate::daemon::socket() {
+        return crate::daemon::send(&socket, call, outgoing, entry, user_params);
+    }
     let transport = match delivery::mode() {
         Ok(t) => t,
         Err(refusal) => return Verdict::Refused(refusal),
@@ -55,6 +59,9 @@ pub fn send(
         Ok(admitted) => match admitted.admission.action {
             Action::DeliverNow => deliver_now(&admitted, transport, deliver),
             Action::Queued { .. } | Action::Held => Verdict::Accepted(true),
+            Action::Refused(RefusedBecause::SpamScore) => Verdict::Refused(Refusal::Spam {
+                summary: admitted.spam_summary.unwrap_or_default(),
+            }),
             Action::Refused(because) => Verdict::Refused(Refusal::Policy {
                 reason: because.to_string(),
             }),
@@ -69,6 +76,8 @@ struct Admitted {
     raw: Vec<u8>,
     envelope_from: String,
     recipients: Vec<String>,
+    /// The spam verdict in words, for the warning of a spam refusal.
+    spam_summary: Option<String>,
 }
 
 /// The immediate attempt for a message the store released at once.
@@ -133,14 +142,11 @@ fn admit(
         let ctx = SpamContext {
             origin_file: caller_file,
             from_eval,
+            ..SpamContext::default()
         };
         spam::score(&raw, &ctx, &Thresholds::default())
     });
-    let summary = verdict.as_ref().map(|v| SpamSummary {
-        score: f64::from(v.score),
-        rules: v.hits.iter().map(|h| h.rule.as_str().to_owned()).collect(),
-        refuse: v.level == Level::Refuse,
-    });
+    let summary = verdict.as_ref().map(SpamSummary::of);
     let envelope_from = sender.unwrap_or_else(default_sender);
     let submission = Submission {
         raw: &raw,
@@ -149,19 +155,8 @@ fn admit(
         origin: &origin,
         spam: summary.as_ref(),
     };
-    if let Some(v) = verdict.as_ref().filter(|v| v.level == Level::Refuse) {
-        if settings.mode == Mode::Enforce {
-            // Kept for review, counted toward the spam status, never sent.
-            state::refuse_spam(&settings, submission)?;
-            return Err(Refusal::Policy {
-                reason: format!(
-                    "it looks like spam ({}); it was kept for the operator to review. \
-                     If this is legitimate mail, change what the rules name, or ask the operator",
-                    v.summary()
-                ),
-            });
-        }
-    }
+    // The store decides a spam refusal (enforce: kept for review, counted toward the
+    // spam status, never sent; observe: delivered and counted).
     let admission = state::submit(&settings, submission)?;
     Ok(Admitted {
         settings,
@@ -169,26 +164,39 @@ fn admit(
         raw,
         envelope_from,
         recipients,
+        spam_summary: verdict.map(|v| v.summary()),
     })
 }
 
 /// The envelope sender when the script gave no `-f`: `sendmail_from` if the
-/// operator set it, else what sendmail itself would use, `user@hostname`.
+/// operator set it, else what sendmail itself would use, `user@hostname`, with the
+/// user from `$USER`, else the process's user from the system. A script can set
+/// `sendmail_from` (ini_set) and `$USER` (putenv), so each candidate must be one
+/// plain address (`core::address::check_mailbox`): `x@y.example -X/file`
+/// is skipped, never stored. Empty (sendmail's own default) if nothing is valid.
 fn default_sender() -> String {
-    if let Some(from) = php::ini_string("sendmail_from").filter(|f| f.contains('@')) {
-        return from.trim().to_owned();
+    use mailguard_core::address::check_mailbox;
+    let configured = php::ini_string("sendmail_from")
+        .map(|f| f.trim().to_owned())
+        .filter(|f| f.contains('@') && check_mailbox(f).is_ok());
+    if let Some(from) = configured {
+        return from;
     }
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(php::process_user);
-    format!("{user}@{}", php::hostname())
+    let host = php::hostname();
+    let env_user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+    let system_user = php::process_user();
+    let sender = env_user
+        .iter()
+        .chain([&system_user])
+        .flat_map(|user| [format!("{user}@{host}"), format!("{user}@localhost")])
+        .find(|a| check_mailbox(a).is_ok());
+    sender.unwrap_or_default()
 }
 
 /// Where the call came from: the calling file and line, the first caller outside
 /// the mail libraries (only when it is not the call site itself) and the request;
 /// also the file of that first caller, and whether any frame is eval()'d code.
-fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
+pub(crate) fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
     let frames = call.user_frames(64);
     let first = origin::first_caller(frames.iter().map(|f| f.file.as_str()));
     let caller_file = first
@@ -214,6 +222,7 @@ fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
         request_uri: if web { var("REQUEST_URI") } else { None },
         client_ip: if web { var("REMOTE_ADDR") } else { None },
         sapi: Some(if web { "web" } else { "cli" }.to_owned()),
+        ..Origin::default()
     };
     (origin, caller_file, from_eval)
 }
@@ -221,7 +230,7 @@ fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
 /// `mailguard.fault_injection = panic`: a deliberate panic inside the guard, so
 /// the tests can prove a panic is contained (a refused message, not a crash).
 /// The setting is PHP_INI_SYSTEM: scripts cannot turn it on.
-fn fault_injection() {
+pub(crate) fn fault_injection() {
     if php::ini_string("mailguard.fault_injection").as_deref() == Some("panic") {
         panic!("fault injection: mailguard.fault_injection=panic");
     }

@@ -158,7 +158,7 @@ fn mail(call: &Call) -> Outcome {
     let checked = forced.is_none().then_some(user_params).flatten();
     verdict(
         call,
-        guard::send(call, &outgoing, checked, || {
+        guard::send(call, &outgoing, "mail", checked, || {
             php::stock_php_mail(&to, &subject, message, headers, extra)
         }),
     )
@@ -191,7 +191,7 @@ fn mb_send_mail(call: &Call) -> Outcome {
     let checked = (!forced).then_some(user_params).flatten();
     verdict(
         call,
-        guard::send(call, &outgoing, checked, || original(&MB_SEND_MAIL, call)),
+        guard::send(call, &outgoing, "mb_send_mail", checked, || original(&MB_SEND_MAIL, call)),
     )
 }
 
@@ -223,7 +223,7 @@ fn error_log(call: &Call) -> Outcome {
     };
     verdict(
         call,
-        guard::send(call, &outgoing, None, || original(&ERROR_LOG, call)),
+        guard::send(call, &outgoing, "error_log", None, || original(&ERROR_LOG, call)),
     )
 }
 

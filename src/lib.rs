@@ -15,6 +15,7 @@ use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 
 mod api;
 use api::RegisterApi as _;
+mod daemon;
 mod delivery;
 mod guard;
 mod hook;
@@ -25,7 +26,7 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
 /// `php_admin_value`; a script can never change them (`ini_set()` returns false).
-static INI: IniEntryDefs<18> = IniEntryDefs::new([
+static INI: IniEntryDefs<19> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.max_message_size",
@@ -38,6 +39,7 @@ static INI: IniEntryDefs<18> = IniEntryDefs::new([
         IniEntryPermission::System,
     ),
     IniEntryDef::new(c"mailguard.account", c"default", IniEntryPermission::System),
+    IniEntryDef::new(c"mailguard.socket", c"", IniEntryPermission::System),
     IniEntryDef::new(c"mailguard.mode", c"enforce", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.rate_quota",

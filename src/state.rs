@@ -137,20 +137,6 @@ pub fn submit(settings: &Settings, sub: Submission<'_>) -> Result<Admission, Ref
     })
 }
 
-/// Keeps a message the spam scorer refused, for review; it counts toward the
-/// account's spam status.
-pub fn refuse_spam(settings: &Settings, sub: Submission<'_>) -> Result<Admission, Refusal> {
-    with_store(&settings.state_dir, |s| {
-        s.record_refused_spam(
-            &settings.account,
-            &settings.limits,
-            sub,
-            now(),
-            settings.mode,
-        )
-    })
-}
-
 /// Records how the immediate delivery attempt ended.
 pub fn record(settings: &Settings, admission: &Admission, outcome: Outcome) -> Result<(), Refusal> {
     let Some(id) = admission.id else {

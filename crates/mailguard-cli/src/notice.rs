@@ -24,6 +24,8 @@ pub struct Config {
     pub interval: Duration,
     /// `[runner] batch`: messages claimed per poll (default 100).
     pub batch: usize,
+    /// `[runner] concurrency`: deliveries under way at once (default 20).
+    pub concurrency: usize,
     /// `[report] from`: the sender of notices and reports (default `mailguard@HOST`).
     pub from: String,
     /// Lines the operator should see at start-up.
@@ -36,6 +38,7 @@ pub struct Config {
 /// Where `run` and `report` find the state directory and the operator's file:
 /// `--state-dir DIR` and `--config FILE` (a missing default file means defaults; a
 /// missing file named with `--config` is an error).
+#[derive(Clone)]
 pub struct Places {
     pub state_dir: PathBuf,
     config: Option<PathBuf>,
@@ -59,6 +62,18 @@ impl Places {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The operator file this run reads.
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+
+    /// Whether `--config` named it (then a missing file is an error).
+    pub fn config_given(&self) -> bool {
+        self.config.is_some()
     }
 
     pub fn load_config(&self) -> Result<Config, String> {
@@ -95,7 +110,7 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
         TransportConfig::load(path).map_err(|e| e.to_string())?
     };
     notices.extend(transport.notices());
-    let runner = sub_table(&table, "runner", &["interval", "batch"])?;
+    let runner = sub_table(&table, "runner", &["interval", "batch", "concurrency"])?;
     let report = sub_table(&table, "report", &["from"])?;
     let interval = match runner.and_then(|t| t.get("interval")) {
         None => Duration::from_secs(1),
@@ -118,6 +133,15 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
             ))
         }
     };
+    let concurrency = match runner.and_then(|t| t.get("concurrency")) {
+        None => 20,
+        Some(Value::Integer(n)) if (1..=200).contains(n) => *n as usize,
+        Some(v) => {
+            return Err(format!(
+                "runner.concurrency: must be a whole number from 1 to 200, not {v:?}"
+            ))
+        }
+    };
     let from = match report.and_then(|t| t.get("from")) {
         None => format!("mailguard@{}", host_name()),
         Some(Value::String(s)) if is_address(s) => s.trim().to_owned(),
@@ -131,6 +155,7 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
         transport,
         interval,
         batch,
+        concurrency,
         from,
         notices,
     })
@@ -167,7 +192,7 @@ pub fn is_address(s: &str) -> bool {
     }
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

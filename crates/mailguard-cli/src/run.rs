@@ -1,6 +1,9 @@
 //! `mailguard run`: the delivery runner. Claims due messages from the store, delivers
-//! each through the configured transport, records every outcome before the next message,
-//! and sends the notices of rule trips. One runner per state directory (a lock file).
+//! them through the configured transport on up to `[runner] concurrency` parallel
+//! sessions (default 20, Postfix's default per destination), records every outcome as it
+//! arrives, and sends the notices of rule trips. One runner per state directory (a lock
+//! file). `mailguard serve` runs the same runner in a thread, fed at once with the
+//! messages its commits release.
 //!
 //! Never lose a message: an outcome is recorded before moving on; if recording fails the
 //! runner stops with the error, and the claim goes back to the queue (at the next start
@@ -8,16 +11,19 @@
 
 use crate::args::Args;
 use crate::notice::Places;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mailguard_store::{now, Claimed, DeliveryRecord, Failure, Outcome, Store, StoreError};
-use mailguard_transport::{Kind, Transport};
+use mailguard_transport::{Delivered, DeliveryError, Kind, Transport, TransportConfig};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::notice::{self, Config};
@@ -101,7 +107,7 @@ pub fn run(args: &[String]) -> i32 {
             return 2;
         }
     };
-    match Runner::start(&opts).and_then(|mut r| r.serve(&opts)) {
+    match Runner::start(&opts, None, None).and_then(|mut r| r.serve(&opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("mailguard run: {e}");
@@ -127,9 +133,75 @@ impl Tally {
     }
 }
 
+/// What a delivery worker hands back: the message and what the transport answered.
+type Attempt = (Claimed, Result<Delivered, DeliveryError>);
+
+/// The delivery workers: each owns a transport (its own SMTP sessions), takes messages
+/// from one shared queue and hands back the transport's answer. Recording stays with the
+/// runner's thread, which owns the store.
+struct Pool {
+    size: usize,
+    work: Option<Sender<Claimed>>,
+    done: Receiver<Attempt>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(size: usize, config: &TransportConfig) -> Result<Pool, String> {
+        let (work, queue) = mpsc::channel::<Claimed>();
+        let queue = Arc::new(Mutex::new(queue));
+        let (done_tx, done) = mpsc::channel();
+        let mut threads = Vec::with_capacity(size);
+        for i in 0..size {
+            let mut transport =
+                mailguard_transport::from_config(config).map_err(|e| e.to_string())?;
+            let queue = Arc::clone(&queue);
+            let done_tx = done_tx.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("deliver-{i}"))
+                .spawn(move || loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(c) = next else { return };
+                    let result = transport.send(&c.envelope_from, &c.recipients, &c.raw);
+                    if done_tx.send((c, result)).is_err() {
+                        return;
+                    }
+                })
+                .map_err(|e| format!("cannot start a delivery worker: {e}"))?;
+            threads.push(t);
+        }
+        Ok(Pool {
+            size,
+            work: Some(work),
+            done,
+            threads,
+        })
+    }
+
+    fn send(&self, c: Claimed) {
+        if let Some(w) = &self.work {
+            let _ = w.send(c);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue ends each worker after its current message.
+        self.work = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Runner {
     store: Store,
+    /// For the notices (the deliveries use the pool's transports).
     transport: Box<dyn Transport + Send>,
+    pool: Pool,
+    /// `mailguard serve`: messages its commits released, claimed for us already.
+    feed: Option<Receiver<Claimed>>,
     config: Config,
     /// Held for the life of the runner: one runner per state directory.
     _lock: Flock<File>,
@@ -141,7 +213,11 @@ struct Runner {
 }
 
 impl Runner {
-    fn start(opts: &Opts) -> Result<Runner, String> {
+    fn start(
+        opts: &Opts,
+        feed: Option<Receiver<Claimed>>,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<Runner, String> {
         let config = opts.places.load_config()?;
         for n in &config.notices {
             eprintln!("{n}");
@@ -158,21 +234,31 @@ impl Runner {
                 "mailguard run: {released} message(s) claimed by a runner that stopped without recording them are due again (a relay may have received some: they may arrive twice)"
             );
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-        }
+        let stop = match stop {
+            Some(s) => s,
+            None => {
+                let stop = Arc::new(AtomicBool::new(false));
+                for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                    signal_hook::flag::register(sig, Arc::clone(&stop))
+                        .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+                }
+                stop
+            }
+        };
         if !opts.once {
             eprintln!(
-                "mailguard run: delivering from {} through the {}",
+                "mailguard run: delivering from {} through the {}, {} in parallel",
                 opts.places.state_dir.display(),
-                notice::describe(&config.transport)
+                notice::describe(&config.transport),
+                config.concurrency
             );
         }
+        let pool = Pool::start(config.concurrency, &config.transport)?;
         Ok(Runner {
             store,
             transport,
+            pool,
+            feed,
             config,
             _lock: lock,
             stop,
@@ -257,25 +343,10 @@ impl Runner {
                     .note_runner_claims(&ids, std::process::id(), now())
                     .map_err(|e| e.to_string())?;
             }
-            let claimed_any = !due.claimed.is_empty();
-            for c in due.claimed {
-                if self.stopping() {
-                    return Ok(());
-                }
-                let turned_red = self.deliver(&c)?;
-                if let Some(b) = bar {
-                    b.show(&self.tally);
-                }
-                self.maybe_checkpoint();
-                if turned_red {
-                    // The rest of the batch may belong to the account that just turned
-                    // red: give it back (held there, queued elsewhere) and claim anew.
-                    self.store
-                        .release_runner_claims(now())
-                        .map_err(|e| e.to_string())?;
-                    break;
-                }
-            }
+            let mut work: VecDeque<Claimed> = due.claimed.into();
+            work.extend(self.fed());
+            let claimed_any = !work.is_empty();
+            self.deliver_all(work, bar)?;
             if opts.max.is_some_and(|m| self.tally.attempts() >= m) {
                 return Ok(());
             }
@@ -292,7 +363,65 @@ impl Runner {
         }
     }
 
-    /// Sleeps `d`, waking early for a stop signal.
+    /// What the daemon's commits released since the last look.
+    fn fed(&mut self) -> Vec<Claimed> {
+        match &self.feed {
+            Some(feed) => feed.try_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Delivers `work` on the pool, at most `concurrency` at a time, recording each answer
+    /// as it arrives. When an outcome turns an account red, nothing more is started: the
+    /// rest of the batch may belong to that account, so its claims go back (held there,
+    /// queued elsewhere) once the deliveries under way are recorded.
+    fn deliver_all(
+        &mut self,
+        mut work: VecDeque<Claimed>,
+        bar: &mut Option<Bar>,
+    ) -> Result<(), String> {
+        let mut in_flight = 0usize;
+        let mut turned_red = false;
+        loop {
+            while !turned_red && !self.stopping() && in_flight < self.pool.size {
+                let Some(c) = work.pop_front() else { break };
+                self.pool.send(c);
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok((c, result)) = self.pool.done.recv() else {
+                return Err("the delivery workers stopped".into());
+            };
+            in_flight -= 1;
+            turned_red |= self.record(&c, result)?;
+            if let Some(b) = bar {
+                b.show(&self.tally);
+            }
+            self.maybe_checkpoint();
+            if !turned_red && work.len() < self.pool.size {
+                work.extend(self.fed());
+            }
+        }
+        if !work.is_empty() {
+            let ids: Vec<_> = work.iter().map(|c| c.id).collect();
+            for id in ids {
+                self.store
+                    .release_claim(id, now())
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        if turned_red {
+            self.store
+                .release_runner_claims(now())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Sleeps `d`, waking early for a stop signal or a message fed by the daemon (which
+    /// is then delivered at once).
     fn pause(&mut self, d: Duration) {
         let end = Instant::now() + d;
         while !self.stopping() {
@@ -300,7 +429,24 @@ impl Runner {
             if left.is_zero() {
                 break;
             }
-            std::thread::sleep(left.min(Duration::from_millis(100)));
+            let step = left.min(Duration::from_millis(100));
+            let Some(feed) = &self.feed else {
+                std::thread::sleep(step);
+                continue;
+            };
+            match feed.recv_timeout(step) {
+                Ok(c) => {
+                    let mut work = VecDeque::from([c]);
+                    work.extend(self.fed());
+                    if let Err(e) = self.deliver_all(work, &mut None) {
+                        eprintln!("mailguard run: {e}");
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(step),
+            }
         }
         self.maybe_checkpoint();
     }
@@ -327,10 +473,13 @@ impl Runner {
         }
     }
 
-    /// One message: send, record (before anything else), report. True when the outcome
+    /// One answer: record it (before anything else), report. True when the outcome
     /// turned the account red.
-    fn deliver(&mut self, c: &Claimed) -> Result<bool, String> {
-        let result = self.transport.send(&c.envelope_from, &c.recipients, &c.raw);
+    fn record(
+        &mut self,
+        c: &Claimed,
+        result: Result<Delivered, DeliveryError>,
+    ) -> Result<bool, String> {
         if let Err(e) = &result {
             if matches!(e.kind(), Kind::Tls | Kind::Auth) {
                 eprintln!("mailguard run: ALERT: message {}: {e} (the operator must look at the relay settings)", c.id);
@@ -452,6 +601,27 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The runner of `mailguard serve`: a thread that delivers what is due and, at once,
+/// what `feed` brings (messages the daemon's commits released, already claimed).
+/// It stops when `stop` is set, after recording the deliveries under way.
+pub fn spawn_for_daemon(
+    places: &Places,
+    feed: Receiver<Claimed>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<Result<(), String>>, String> {
+    let opts = Opts {
+        places: places.clone(),
+        once: false,
+        interval: None,
+        max: None,
+    };
+    let mut runner = Runner::start(&opts, Some(feed), Some(stop))?;
+    std::thread::Builder::new()
+        .name("runner".into())
+        .spawn(move || runner.serve(&opts))
+        .map_err(|e| format!("cannot start the delivery thread: {e}"))
 }
 
 fn not_recorded(c: &Claimed, e: &StoreError) -> String {

@@ -393,7 +393,7 @@ fn spam_trip_notice_subject() {
     for account in ["blog", "silent"] {
         for _ in 0..2 {
             store
-                .record_refused_spam(
+                .submit(
                     account,
                     &l,
                     mailguard_store::Submission {

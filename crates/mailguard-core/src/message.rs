@@ -79,6 +79,11 @@ pub enum Refusal {
     Store { problem: String },
     /// The account's status or a rule refuses new mail; `reason` says what to do.
     Policy { reason: String },
+    /// The spam verdict refuses the message (`summary`: score and rules); it was kept
+    /// for review and counts toward the account's spam status.
+    Spam { summary: String },
+    /// The hardened-mode daemon refused it: its own words, shown as they are.
+    Relayed { text: String },
 }
 
 impl fmt::Display for Refusal {
@@ -108,6 +113,12 @@ impl fmt::Display for Refusal {
                  ask the server operator"
             ),
             Refusal::Policy { reason } => write!(f, "message refused: {reason}"),
+            Refusal::Relayed { text } => f.write_str(text),
+            Refusal::Spam { summary } => write!(
+                f,
+                "message refused: it looks like spam ({summary}); it was kept for the operator to review. \
+                 If this is legitimate mail, change what the rules name, or ask the operator"
+            ),
             Refusal::Internal { what } => write!(
                 f,
                 "message refused: internal error ({what}); nothing was sent, please report this to the server operator"

@@ -160,7 +160,7 @@ mod tests {
             refuse: true,
         };
         store
-            .record_refused_spam(
+            .submit(
                 "a",
                 &Limits::default(),
                 Submission {

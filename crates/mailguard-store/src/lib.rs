@@ -39,6 +39,7 @@ pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SENDING_LEASE};
 pub use error::StoreError;
 pub use integrity::IntegrityReport;
 pub use model::*;
+pub use submit::Entry;
 pub use runner_support::{BounceMatch, BounceRecord, MatchedBy, NoticeDue, OriginSource};
 
 pub use mailguard_core::account::Action;

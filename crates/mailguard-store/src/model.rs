@@ -40,8 +40,13 @@ pub struct Origin {
     pub vhost: Option<String>,
     pub request_uri: Option<String>,
     pub client_ip: Option<String>,
-    /// `web` or `cli`.
+    /// `web` or `cli` (`sendmail` for the sendmail entry point).
     pub sapi: Option<String>,
+    /// In hardened mode: the caller's uid and pid as the kernel reported them
+    /// (`SO_PEERCRED`), and `claimed` = the fields above are what the client said.
+    pub uid: Option<u32>,
+    pub pid: Option<u32>,
+    pub claimed: bool,
 }
 
 impl Origin {
@@ -49,6 +54,7 @@ impl Origin {
         json!({
             "file": self.file, "line": self.line, "caller": self.caller, "vhost": self.vhost,
             "request_uri": self.request_uri, "client_ip": self.client_ip, "sapi": self.sapi,
+            "uid": self.uid, "pid": self.pid, "claimed": self.claimed,
         })
     }
 
@@ -62,6 +68,9 @@ impl Origin {
             request_uri: s("request_uri"),
             client_ip: s("client_ip"),
             sapi: s("sapi"),
+            uid: v.get("uid").and_then(Value::as_u64).map(|n| n as u32),
+            pid: v.get("pid").and_then(Value::as_u64).map(|n| n as u32),
+            claimed: v.get("claimed").and_then(Value::as_bool).unwrap_or(false),
         }
     }
 }
@@ -93,6 +102,13 @@ impl fmt::Display for Origin {
         if !extra.is_empty() {
             write!(f, " ({})", extra.join(" "))?;
         }
+        if let Some(uid) = self.uid {
+            write!(f, " [uid {uid}")?;
+            if let Some(pid) = self.pid {
+                write!(f, " pid {pid}")?;
+            }
+            f.write_str(if self.claimed { ", script claimed]" } else { "]" })?;
+        }
         Ok(())
     }
 }
@@ -109,6 +125,15 @@ pub struct SpamSummary {
 }
 
 impl SpamSummary {
+    /// What the store keeps of the scorer's verdict.
+    pub fn of(v: &mailguard_core::spam::Verdict) -> SpamSummary {
+        SpamSummary {
+            score: f64::from(v.score),
+            rules: v.hits.iter().map(|h| h.rule.as_str().to_owned()).collect(),
+            refuse: v.level == mailguard_core::spam::Level::Refuse,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({"score": self.score, "rules": self.rules, "refuse": self.refuse})
     }
@@ -418,4 +443,11 @@ pub struct Change {
     pub to: Status,
     /// Messages affected: held, released or deleted.
     pub messages: u64,
+}
+
+impl Change {
+    /// `{"from": "active", "to": "inactive", "messages": 0}`
+    pub fn to_json(&self) -> Value {
+        json!({ "from": self.from.as_str(), "to": self.to.as_str(), "messages": self.messages })
+    }
 }

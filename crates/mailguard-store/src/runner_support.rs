@@ -1,6 +1,6 @@
 //! What the delivery runner, `mailguard bounce` and `mailguard report` need beyond the
-//! delivery API: the runner's own claims (given back after a crash), notices for rule
-//! trips (and which were sent), the scripts behind recent mail, matching and counting asynchronous bounces, and one day's errors.
+//! delivery API: the runner's own claims (given back after a crash), notices for rule trips (and which were sent), the scripts
+//! behind recent mail, matching and counting asynchronous bounces, and one day's errors.
 //!
 //! Two small tables of its own, created on first use: `runner_claims` (messages the
 //! runner claimed and has not recorded yet) and `runner_notices` (rule transitions whose
@@ -170,6 +170,24 @@ impl Store {
                 )
                 .map_err(sql)?;
             Ok(n == 1)
+        })
+    }
+
+    /// Gives every claimed message (`sending`) back to the queue, due at once, without
+    /// counting an attempt. For `mailguard serve` at start: it is the only deliverer of
+    /// its state directory, so anything still `sending` was under way when a daemon
+    /// stopped, and must not wait for its lease to run out.
+    pub fn release_all_claims(&mut self, now: Timestamp) -> Result<u64> {
+        self.write(|tx| {
+            tables(tx)?;
+            let n = tx
+                .execute(
+                    &format!("UPDATE messages SET {GIVE_BACK} WHERE state = 'sending'"),
+                    [now.0],
+                )
+                .map_err(sql)? as u64;
+            tx.execute("DELETE FROM runner_claims", []).map_err(sql)?;
+            Ok(n)
         })
     }
 

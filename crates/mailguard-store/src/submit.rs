@@ -14,6 +14,24 @@ use crate::ledger::{self, Count, LOG_ACCEPTED, LOG_RELEASED, LOG_SPAM};
 use crate::model::{Admission, MessageId, MessageState, Submission};
 use crate::Result;
 
+/// One message for [`Store::submit_batch`]: the account it is charged to, that account's
+/// limits and mode, and the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub account: &'a str,
+    pub limits: &'a Limits,
+    pub mode: Mode,
+    pub sub: Submission<'a>,
+}
+
+/// What is computed outside the transaction: the checksum, the subject for listings, and
+/// whether the disk keeps its reserve with this message on it.
+struct Prepared {
+    checksum: Vec<u8>,
+    subject: String,
+    disk: Result<()>,
+}
+
 impl Store {
     /// Checks one message against the account's status, burst limit and quota, and stores
     /// it, all in one `BEGIN IMMEDIATE` transaction (exact across processes). On `Ok` with
@@ -24,7 +42,10 @@ impl Store {
     ///   runner takes it over when the claim's lease ends.
     /// - `Queued { until }`: over the quota; the runner releases it when the window frees.
     /// - `Held`: the account is red (or this message tripped the burst limit).
-    /// - `Refused`: the account is in spam status; nothing is stored.
+    /// - `Refused(SpamStatus)`: the account is in spam status; nothing is stored.
+    /// - `Refused(SpamScore)`: the spam verdict says refuse and the mode is enforce: the
+    ///   message is kept for review (state `refused-spam`, never sent) and counts toward the
+    ///   spam status. This is the one place that decides a spam refusal.
     ///
     /// Errors: [`StoreError::QueueFull`] and [`StoreError::DiskReserve`] mean "refuse the
     /// message for now"; [`StoreError::Db`] means the store could not decide (also refuse:
@@ -37,178 +58,53 @@ impl Store {
         now: Timestamp,
         mode: Mode,
     ) -> Result<Admission> {
-        self.check_disk(limits, sub.raw.len() as u64)?;
-        let checksum = Sha256::digest(sub.raw).to_vec();
-        let subject = subject_of(sub.raw);
+        let entry = Entry {
+            account,
+            limits,
+            mode,
+            sub,
+        };
+        let prepared = self.prepare(&entry);
+        self.write(|tx| admit_entry(tx, &entry, prepared, now))
+    }
+
+    /// Group commit: every entry checked and stored as by [`Store::submit`], all in one
+    /// transaction and one fsync. Each entry runs in its own savepoint, so one refused for
+    /// its own reason (queue full, disk reserve) leaves the others stored. The outer
+    /// `Err` means nothing of the batch was stored.
+    pub fn submit_batch(
+        &mut self,
+        entries: &[Entry<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Admission>>> {
+        let prepared: Vec<Prepared> = entries.iter().map(|e| self.prepare(e)).collect();
         self.write(|tx| {
-            let sql = |e| StoreError::BadData(format!("submit for {account}: {e}"));
-            let status = ledger::ensure_account(tx, account, now)?;
-            ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
-            ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
-            let accepted = match &limits.burst {
-                Some(l) => ledger::read_log(tx, account, LOG_ACCEPTED, l, now).map_err(sql)?,
-                None => Vec::new(),
+            let sp = |sql: &str| {
+                tx.execute_batch(sql)
+                    .map_err(|e| StoreError::BadData(format!("group commit: {e}")))
             };
-            let released = match &limits.quota {
-                Some(l) => ledger::read_log(tx, account, LOG_RELEASED, l, now).map_err(sql)?,
-                None => Vec::new(),
-            };
-            let decision = account::admit(
-                status,
-                Logs {
-                    accepted: &accepted,
-                    released: &released,
-                },
-                limits,
-                now,
-                mode,
-            );
-            let mut trip = decision.trip.clone();
-            if let Some(spam) = sub.spam {
-                if spam.refuse && mode == Mode::Observe {
-                    // Observe mode delivers what enforce would refuse; the refusal still
-                    // counts toward the (observed) spam status.
-                    trip = trip.or(observe_spam_refusal(tx, account, status, limits, now)?);
+            let mut out = Vec::with_capacity(entries.len());
+            for (entry, prepared) in entries.iter().zip(prepared) {
+                sp("SAVEPOINT entry")?;
+                let result = admit_entry(tx, entry, prepared, now);
+                if result.is_ok() {
+                    sp("RELEASE entry")?;
+                } else {
+                    sp("ROLLBACK TO entry; RELEASE entry")?;
                 }
+                out.push(result);
             }
-            if let Action::Refused(_) = decision.action {
-                ledger::count(tx, account, now, Count::Refused, None).map_err(sql)?;
-                return Ok(Admission {
-                    id: None,
-                    action: decision.action,
-                    verdict: decision.verdict,
-                    status_after: status,
-                    trip: None,
-                });
-            }
-            check_queue_cap(tx, limits, sub.raw.len() as u64)?;
-            let (state, next_attempt, lease, released_at) = match decision.action {
-                Action::DeliverNow => (
-                    MessageState::Sending,
-                    Some(now),
-                    Some(now.plus(SENDING_LEASE)),
-                    Some(now),
-                ),
-                Action::Queued { until } => (MessageState::Queued, Some(until), None, None),
-                _ => (MessageState::Held, None, None, None),
-            };
-            let verdict = if decision.detail.is_empty() {
-                decision.verdict.to_string()
-            } else {
-                format!("{}: {}", decision.verdict, decision.detail)
-            };
-            tx.execute(
-                "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-                    state, next_attempt, lease_until, released_at, created, expires, verdict, spam, origin)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![
-                    account,
-                    sub.envelope_from,
-                    json!(sub.recipients).to_string(),
-                    subject,
-                    sub.raw,
-                    sub.raw.len() as i64,
-                    checksum,
-                    state.as_str(),
-                    next_attempt.map(|t| t.0),
-                    lease.map(|t| t.0),
-                    released_at.map(|t| t.0),
-                    now.0,
-                    now.plus(limits.hold).0,
-                    verdict,
-                    sub.spam.map(|s| s.to_json().to_string()),
-                    sub.origin.to_json().to_string(),
-                ],
-            )
-            .map_err(sql)?;
-            let id = MessageId(tx.last_insert_rowid());
-            ledger::log_event(tx, account, LOG_ACCEPTED, now).map_err(sql)?;
-            if decision.action == Action::DeliverNow {
-                ledger::log_event(tx, account, LOG_RELEASED, now).map_err(sql)?;
-            }
-            if state == MessageState::Held {
-                ledger::count(tx, account, now, Count::Held, Some(id)).map_err(sql)?;
-            }
-            if let Some(t) = &trip {
-                ledger::record_trip(tx, account, t, now).map_err(sql)?;
-            }
-            let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
-            Ok(Admission {
-                id: Some(id),
-                action: decision.action,
-                verdict: decision.verdict,
-                status_after,
-                trip,
-            })
+            Ok(out)
         })
     }
 
-    /// Records a message the spam scorer refused (enforce mode): kept for review in state
-    /// `refused-spam` (never sent), counted as refused, and counted toward the spam status
-    /// (by default the 5th refusal within an hour turns the account to `spam`).
-    pub fn record_refused_spam(
-        &mut self,
-        account: &str,
-        limits: &Limits,
-        sub: Submission<'_>,
-        now: Timestamp,
-        mode: Mode,
-    ) -> Result<Admission> {
-        let checksum = Sha256::digest(sub.raw).to_vec();
-        let subject = subject_of(sub.raw);
-        let reserve_ok = self.check_disk(limits, sub.raw.len() as u64).is_ok();
-        self.write(|tx| {
-            let sql = |e| StoreError::BadData(format!("spam refusal for {account}: {e}"));
-            let status = ledger::ensure_account(tx, account, now)?;
-            ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
-            ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
-            // Keeping the evidence must not fill the disk: past the reserve, or the queue
-            // cap, only the counters and the metadata are kept.
-            let keep_raw = reserve_ok && check_queue_cap(tx, limits, sub.raw.len() as u64).is_ok();
-            let verdict = match sub.spam {
-                Some(s) => format!("refuse: spam score {} ({})", s.score, s.rules.join(", ")),
-                None => "refuse: spam".to_owned(),
-            };
-            tx.execute(
-                "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-                    state, created, expires, verdict, spam, origin)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'refused-spam', ?8, ?8, ?9, ?10, ?11)",
-                params![
-                    account,
-                    sub.envelope_from,
-                    json!(sub.recipients).to_string(),
-                    subject,
-                    if keep_raw { Some(sub.raw) } else { None },
-                    sub.raw.len() as i64,
-                    checksum,
-                    now.0,
-                    verdict,
-                    sub.spam.map(|s| s.to_json().to_string()),
-                    sub.origin.to_json().to_string(),
-                ],
-            )
-            .map_err(sql)?;
-            let id = MessageId(tx.last_insert_rowid());
-            ledger::count(tx, account, now, Count::Refused, Some(id)).map_err(sql)?;
-            ledger::log_event(tx, account, LOG_SPAM, now).map_err(sql)?;
-            let refusals = match &limits.spam_refusals {
-                Some(l) => ledger::read_log(tx, account, LOG_SPAM, l, now).map_err(sql)?,
-                None => Vec::new(),
-            };
-            let trip = account::spam_trip(status, &refusals, limits, now, mode);
-            if let Some(t) = &trip {
-                ledger::record_trip(tx, account, t, now).map_err(sql)?;
-            }
-            let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
-            let refused = Action::Refused(account::RefusedBecause::SpamScore);
-            Ok(Admission {
-                id: Some(id),
-                action: refused,
-                verdict: refused,
-                status_after,
-                trip,
-            })
-        })
+    fn prepare(&self, entry: &Entry<'_>) -> Prepared {
+        let raw = entry.sub.raw;
+        Prepared {
+            checksum: Sha256::digest(raw).to_vec(),
+            subject: subject_of(raw),
+            disk: self.check_disk(entry.limits, raw.len() as u64),
+        }
     }
 
     fn check_disk(&self, limits: &Limits, size: u64) -> Result<()> {
@@ -226,6 +122,202 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// One entry inside the caller's transaction: the spam refusal, or the admission.
+fn admit_entry(
+    tx: &Transaction<'_>,
+    entry: &Entry<'_>,
+    prepared: Prepared,
+    now: Timestamp,
+) -> Result<Admission> {
+    let refuse_spam = entry.sub.spam.is_some_and(|s| s.refuse);
+    if refuse_spam && entry.mode == Mode::Enforce {
+        refused_spam(tx, entry, prepared, now)
+    } else {
+        prepared.disk?;
+        admit(tx, entry, &prepared.checksum, &prepared.subject, now)
+    }
+}
+
+fn admit(
+    tx: &Transaction<'_>,
+    entry: &Entry<'_>,
+    checksum: &[u8],
+    subject: &str,
+    now: Timestamp,
+) -> Result<Admission> {
+    let Entry {
+        account,
+        limits,
+        mode,
+        sub,
+    } = *entry;
+    let sql = |e| StoreError::BadData(format!("submit for {account}: {e}"));
+    let status = ledger::ensure_account(tx, account, now)?;
+    ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
+    ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
+    let accepted = match &limits.burst {
+        Some(l) => ledger::read_log(tx, account, LOG_ACCEPTED, l, now).map_err(sql)?,
+        None => Vec::new(),
+    };
+    let released = match &limits.quota {
+        Some(l) => ledger::read_log(tx, account, LOG_RELEASED, l, now).map_err(sql)?,
+        None => Vec::new(),
+    };
+    let decision = account::admit(
+        status,
+        Logs {
+            accepted: &accepted,
+            released: &released,
+        },
+        limits,
+        now,
+        mode,
+    );
+    let mut trip = decision.trip.clone();
+    if sub.spam.is_some_and(|s| s.refuse) {
+        // Observe mode delivers what enforce would refuse; the refusal still counts
+        // toward the (observed) spam status.
+        trip = trip.or(observe_spam_refusal(tx, account, status, limits, now)?);
+    }
+    if let Action::Refused(_) = decision.action {
+        ledger::count(tx, account, now, Count::Refused, None).map_err(sql)?;
+        return Ok(Admission {
+            id: None,
+            action: decision.action,
+            verdict: decision.verdict,
+            status_after: status,
+            trip: None,
+        });
+    }
+    check_queue_cap(tx, limits, sub.raw.len() as u64)?;
+    let (state, next_attempt, lease, released_at) = match decision.action {
+        Action::DeliverNow => (
+            MessageState::Sending,
+            Some(now),
+            Some(now.plus(SENDING_LEASE)),
+            Some(now),
+        ),
+        Action::Queued { until } => (MessageState::Queued, Some(until), None, None),
+        _ => (MessageState::Held, None, None, None),
+    };
+    let verdict = if decision.detail.is_empty() {
+        decision.verdict.to_string()
+    } else {
+        format!("{}: {}", decision.verdict, decision.detail)
+    };
+    tx.execute(
+        "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
+            state, next_attempt, lease_until, released_at, created, expires, verdict, spam, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            account,
+            sub.envelope_from,
+            json!(sub.recipients).to_string(),
+            subject,
+            sub.raw,
+            sub.raw.len() as i64,
+            checksum,
+            state.as_str(),
+            next_attempt.map(|t| t.0),
+            lease.map(|t| t.0),
+            released_at.map(|t| t.0),
+            now.0,
+            now.plus(limits.hold).0,
+            verdict,
+            sub.spam.map(|s| s.to_json().to_string()),
+            sub.origin.to_json().to_string(),
+        ],
+    )
+    .map_err(sql)?;
+    let id = MessageId(tx.last_insert_rowid());
+    ledger::log_event(tx, account, LOG_ACCEPTED, now).map_err(sql)?;
+    if decision.action == Action::DeliverNow {
+        ledger::log_event(tx, account, LOG_RELEASED, now).map_err(sql)?;
+    }
+    if state == MessageState::Held {
+        ledger::count(tx, account, now, Count::Held, Some(id)).map_err(sql)?;
+    }
+    if let Some(t) = &trip {
+        ledger::record_trip(tx, account, t, now).map_err(sql)?;
+    }
+    let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
+    Ok(Admission {
+        id: Some(id),
+        action: decision.action,
+        verdict: decision.verdict,
+        status_after,
+        trip,
+    })
+}
+
+/// A message the spam verdict refuses (enforce mode): kept for review in state
+/// `refused-spam` (never sent), counted as refused, and counted toward the spam status
+/// (by default the 5th refusal within an hour turns the account to `spam`).
+fn refused_spam(
+    tx: &Transaction<'_>,
+    entry: &Entry<'_>,
+    prepared: Prepared,
+    now: Timestamp,
+) -> Result<Admission> {
+    let Entry {
+        account,
+        limits,
+        mode,
+        sub,
+    } = *entry;
+    let sql = |e| StoreError::BadData(format!("spam refusal for {account}: {e}"));
+    let status = ledger::ensure_account(tx, account, now)?;
+    ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
+    ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
+    // Keeping the evidence must not fill the disk: past the reserve, or the queue
+    // cap, only the counters and the metadata are kept.
+    let keep_raw =
+        prepared.disk.is_ok() && check_queue_cap(tx, limits, sub.raw.len() as u64).is_ok();
+    let verdict = match sub.spam {
+        Some(s) => format!("refuse: spam score {} ({})", s.score, s.rules.join(", ")),
+        None => "refuse: spam".to_owned(),
+    };
+    tx.execute(
+        "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
+            state, created, expires, verdict, spam, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'refused-spam', ?8, ?8, ?9, ?10, ?11)",
+        params![
+            account,
+            sub.envelope_from,
+            json!(sub.recipients).to_string(),
+            prepared.subject,
+            if keep_raw { Some(sub.raw) } else { None },
+            sub.raw.len() as i64,
+            prepared.checksum,
+            now.0,
+            verdict,
+            sub.spam.map(|s| s.to_json().to_string()),
+            sub.origin.to_json().to_string(),
+        ],
+    )
+    .map_err(sql)?;
+    let id = MessageId(tx.last_insert_rowid());
+    ledger::count(tx, account, now, Count::Refused, Some(id)).map_err(sql)?;
+    ledger::log_event(tx, account, LOG_SPAM, now).map_err(sql)?;
+    let refusals = match &limits.spam_refusals {
+        Some(l) => ledger::read_log(tx, account, LOG_SPAM, l, now).map_err(sql)?,
+        None => Vec::new(),
+    };
+    let trip = account::spam_trip(status, &refusals, limits, now, mode);
+    if let Some(t) = &trip {
+        ledger::record_trip(tx, account, t, now).map_err(sql)?;
+    }
+    let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
+    let refused = Action::Refused(account::RefusedBecause::SpamScore);
+    Ok(Admission {
+        id: Some(id),
+        action: refused,
+        verdict: refused,
+        status_after,
+        trip,
+    })
 }
 
 fn observe_spam_refusal(
