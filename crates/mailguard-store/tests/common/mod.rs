@@ -37,6 +37,7 @@ pub fn origin() -> Origin {
         request_uri: Some("/checkout".into()),
         client_ip: Some("203.0.113.5".into()),
         sapi: Some("web".into()),
+        ..Origin::default()
     }
 }
 
