@@ -13,6 +13,7 @@ var_dump(function_exists('mailguard\\STATUS'));
 // A script can never change the guard's settings.
 var_dump(ini_set('mailguard.enabled', '0'));
 var_dump(ini_set('mailguard.max_message_size', '1G'));
+var_dump(ini_set('mailguard.socket', '/tmp/fake.sock'));
 var_dump(ini_get('mailguard.enabled'), ini_get('mailguard.max_message_size'));
 var_dump(MailGuard\status()['max_message_size']);
 
@@ -35,6 +36,7 @@ array(0) {
 }
 int(2097152)
 bool(true)
+bool(false)
 bool(false)
 bool(false)
 string(1) "1"
@@ -63,6 +65,7 @@ mailguard.rate_quota => %s
 mailguard.smtp_ca_file => no value => no value
 mailguard.smtp_relay => no value => no value
 mailguard.smtp_security => ssl => ssl
+mailguard.socket => no value => no value
 mailguard.spam_check => 1 => 1
 mailguard.state_dir => %s => %s
 mailguard.transport => sendmail => sendmail
