@@ -1,22 +1,18 @@
-//! The delivery side: claiming due messages (green accounts, within quota), recording
-//! outcomes (counters, error log, retries, expiry) and the bounce-ratio rule.
-
-use std::collections::HashMap;
+//! Delivery outcomes: recording how an attempt ended (counters, error log, retries,
+//! expiry, recipients split off), and the bounce-ratio rule.
 
 use mailguard_core::account;
 use mailguard_core::limits::{Limits, Mode};
-use mailguard_core::rate::{mix64, SlidingLog, Timestamp};
+use mailguard_core::rate::{mix64, Timestamp};
 use mailguard_core::status::Status;
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
-use crate::db::{Durability, Store, SENDING_LEASE};
+use crate::db::{Durability, Store};
 use crate::error::StoreError;
-use crate::ledger::{self, Count, Sql, LOG_RELEASED};
-use crate::model::{
-    Claimed, DeliveryRecord, DueReport, Failure, MessageId, Outcome, Plan, Recorded, Split,
-};
+use crate::ledger::{self, Count, Sql};
+use crate::model::{DeliveryRecord, Failure, MessageId, Outcome, Plan, Recorded, Split};
+use crate::queue::parse_recipients;
 use crate::Result;
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -146,78 +142,6 @@ impl Store {
             Ok(Recorded { record, trip, split })
         })
     }
-
-    /// The runner's pass, in one transaction: expires messages past their `hold`, takes
-    /// back claims whose lease ran out, then claims up to `max` due messages of green
-    /// accounts, releasing new ones only within the account's quota (the rest get the
-    /// time their window frees). Each claimed body is verified against its checksum; a
-    /// mismatch is quarantined, never returned.
-    pub fn due(&mut self, now: Timestamp, max: usize) -> Result<DueReport> {
-        self.write(|tx| {
-            let mut report = DueReport {
-                expired: expire_due(tx, now).map_err(sql)?,
-                ..DueReport::default()
-            };
-            report.reclaimed = tx
-                .execute(
-                    "UPDATE messages SET state = CASE WHEN a.status IN ('active', 'force') THEN 'queued' ELSE 'held' END,
-                         next_attempt = ?1, lease_until = NULL
-                     FROM accounts a
-                     WHERE messages.account = a.account AND messages.state = 'sending' AND messages.lease_until <= ?1",
-                    [now.0],
-                )
-                .map_err(sql)? as u64;
-            let candidates: Vec<(i64, String, Option<i64>)> = {
-                let mut st = tx
-                    .prepare_cached(
-                        "SELECT m.id, m.account, m.released_at FROM messages m JOIN accounts a ON a.account = m.account
-                         WHERE m.state = 'queued' AND m.next_attempt <= ?1 AND a.status IN ('active', 'force')
-                         ORDER BY m.next_attempt, m.id LIMIT ?2",
-                    )
-                    .map_err(sql)?;
-                let rows = st
-                    .query_map(params![now.0, (max.saturating_mul(4).max(16)) as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .map_err(sql)?;
-                rows.collect::<Sql<_>>().map_err(sql)?
-            };
-            // Per account: its limits and its quota log, extended as we release.
-            let mut quota: HashMap<String, (Limits, Mode, Vec<Timestamp>)> = HashMap::new();
-            for (id, account, released_at) in candidates {
-                if report.claimed.len() >= max {
-                    break;
-                }
-                if released_at.is_none() {
-                    if !quota.contains_key(&account) {
-                        let (limits, mode) = ledger::stored_limits(tx, &account)?;
-                        let log = match &limits.quota {
-                            Some(l) => ledger::read_log(tx, &account, LOG_RELEASED, l, now).map_err(sql)?,
-                            None => Vec::new(),
-                        };
-                        quota.insert(account.clone(), (limits, mode, log));
-                    }
-                    let (limits, mode, log) = quota.get_mut(&account).expect("inserted above");
-                    if let (Some(l), Mode::Enforce) = (&limits.quota, *mode) {
-                        if let SlidingLog::Full { until } = l.check(log, now) {
-                            tx.execute("UPDATE messages SET next_attempt = ?2 WHERE id = ?1", params![id, until.0])
-                                .map_err(sql)?;
-                            continue;
-                        }
-                    }
-                    log.push(now);
-                    ledger::log_event(tx, &account, LOG_RELEASED, now).map_err(sql)?;
-                    tx.execute("UPDATE messages SET released_at = ?2 WHERE id = ?1", params![id, now.0])
-                        .map_err(sql)?;
-                }
-                match claim(tx, MessageId(id), now).map_err(sql)? {
-                    Some(c) => report.claimed.push(c),
-                    None => report.quarantined.push(MessageId(id)),
-                }
-            }
-            Ok(report)
-        })
-    }
 }
 
 /// Copies message `id` with only the recipients `split.recipients` into a new waiting
@@ -248,50 +172,6 @@ fn split_off(
         ],
     )?;
     Ok(MessageId(tx.last_insert_rowid()))
-}
-
-/// Marks one message `sending` and returns it, or quarantines it if its body is gone or
-/// does not match its checksum.
-fn claim(tx: &Transaction<'_>, id: MessageId, now: Timestamp) -> Sql<Option<Claimed>> {
-    type Row = (String, String, String, Option<Vec<u8>>, Vec<u8>, u32);
-    let (account, from, recipients, raw, checksum, attempts): Row = tx.query_row(
-        "SELECT account, envelope_from, recipients, raw, checksum, attempts FROM messages WHERE id = ?1",
-        [id.0],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, ledger::body(r, 3)?, r.get(4)?, r.get(5)?)),
-    )?;
-    let raw = match raw {
-        Some(raw) if Sha256::digest(&raw).as_slice() == checksum.as_slice() => raw,
-        _ => {
-            tx.execute(
-                "UPDATE messages SET state = 'quarantined', lease_until = NULL,
-                 last_error = 'stored bytes do not match their checksum' WHERE id = ?1",
-                [id.0],
-            )?;
-            return Ok(None);
-        }
-    };
-    tx.execute(
-        "UPDATE messages SET state = 'sending', lease_until = ?2 WHERE id = ?1",
-        params![id.0, now.plus(SENDING_LEASE).0],
-    )?;
-    Ok(Some(Claimed {
-        id,
-        account,
-        envelope_from: from,
-        recipients: parse_recipients(&recipients),
-        raw,
-        attempts,
-    }))
-}
-
-pub(crate) fn parse_recipients(json: &str) -> Vec<String> {
-    serde_json::from_str::<Value>(json)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect()
 }
 
 fn reply_text(code: Option<u16>, enhanced: Option<&str>, text: &str) -> String {
@@ -333,7 +213,7 @@ fn log_error(
 
 /// Expires one message: one error per recipient, with `failure`'s code and text.
 #[allow(clippy::too_many_arguments)]
-fn expire(
+pub(crate) fn expire(
     tx: &Transaction<'_>,
     account: &str,
     id: MessageId,
@@ -360,53 +240,6 @@ fn expire(
         log_error(tx, account, id, &f, origin, now)?;
     }
     Ok(())
-}
-
-/// Expires every waiting message past its `expires` time.
-fn expire_due(tx: &Transaction<'_>, now: Timestamp) -> Sql<u64> {
-    type Row = (i64, String, String, String, u32, String, Option<String>);
-    let rows: Vec<Row> = {
-        let mut st = tx.prepare_cached(
-            "SELECT id, account, recipients, origin, attempts, state, last_error FROM messages
-             WHERE state IN ('queued', 'held') AND expires <= ?1",
-        )?;
-        let rows = st.query_map([now.0], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        rows.collect::<Sql<_>>()?
-    };
-    for (id, account, recipients, origin, attempts, state, last_error) in &rows {
-        let text = match (state.as_str(), last_error) {
-            ("held", _) => "expired: held while the account was blocked, never sent".to_owned(),
-            (_, Some(e)) => format!("expired after {attempts} attempts; last error: {e}"),
-            (_, None) => format!("expired after {attempts} attempts"),
-        };
-        let f = Failure {
-            recipient: String::new(),
-            code: None,
-            enhanced: None,
-            text,
-        };
-        expire(
-            tx,
-            account,
-            MessageId(*id),
-            recipients,
-            origin,
-            &f,
-            *attempts,
-            now,
-        )?;
-    }
-    Ok(rows.len() as u64)
 }
 
 /// The bounce-ratio rule over the ledger's rolling window.
@@ -525,5 +358,29 @@ mod tests {
         assert_eq!((again.record, again.split), (DeliveryRecord::Ignored, None));
         let waiting: Vec<MessageId> = s.queue_list(None).unwrap().iter().map(|e| e.id).collect();
         assert_eq!(waiting, vec![new]);
+    }
+
+    #[test]
+    fn split_off_keeps_the_deferred_recipients_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let id = crate::testing::submit(&mut s, "acct", &Limits::unlimited(), "a@example.org", T0);
+        let plan = Plan {
+            outcome: Outcome::Sent { rejected: vec![] },
+            split: Some(Split {
+                recipients: vec!["late@example.org".to_owned()],
+                reply: "452 4.5.3 later".to_owned(),
+            }),
+        };
+        let rec = s.record_delivery(id, &plan, T0).unwrap();
+        assert_eq!(rec.record, DeliveryRecord::Sent);
+        let new = rec.split.unwrap();
+        let m = s.queue_show(new).unwrap();
+        assert_eq!(m.entry.state.as_str(), "queued");
+        assert_eq!(m.entry.recipients, vec!["late@example.org".to_owned()]);
+        assert_eq!(m.entry.attempts, 1);
+        assert!(m.entry.next_attempt.unwrap() > T0);
+        assert!(m.checksum_ok);
+        assert_eq!(m.entry.last_error.as_deref(), Some("452 4.5.3 later"));
     }
 }

@@ -4,7 +4,7 @@
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use crate::admin::accounts;
+use crate::accounts::accounts;
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::ledger::Count;

@@ -24,23 +24,29 @@
 //! SQLite's sleep-polling busy handler into a blocking, fair-ish wait (research §2.2:
 //! p99 from seconds to tens of milliseconds under 32-64 writers).
 
-mod admin;
-pub mod dashboard_support;
+mod accounts;
+mod bounces;
 mod db;
 mod delivery;
 mod error;
 mod integrity;
 mod ledger;
 mod model;
-mod runner_support;
+mod notices;
+mod queries;
+mod queue;
 mod submit;
+#[cfg(test)]
+mod testing;
 
 pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SENDING_LEASE};
 pub use error::StoreError;
 pub use integrity::IntegrityReport;
 pub use model::*;
 pub use submit::Entry;
-pub use runner_support::{BounceMatch, BounceRecord, MatchedBy, NoticeDue, OriginSource};
+pub use bounces::{BounceMatch, BounceRecord, MatchedBy};
+pub use notices::NoticeDue;
+pub use queries::{OriginSource, ScriptActivity};
 
 pub use mailguard_core::account::Action;
 pub use mailguard_core::limits::{Limits, Mode};

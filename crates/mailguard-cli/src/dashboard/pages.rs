@@ -1,7 +1,7 @@
 //! The HTML pages: login, the operator's account list, the owner's panel, confirmation
 //! pages and errors. Everything from the store or the request is escaped with [`esc`].
 
-use mailguard_store::dashboard_support::ScriptActivity;
+use mailguard_store::ScriptActivity;
 use mailguard_store::{DayStats, ErrorEntry, Snapshot, TransitionRecord};
 
 use super::advice::{self, Action};

@@ -1,14 +1,33 @@
-//! Reports the owner's dashboard needs beyond the CLI's: the size of the error log (for
-//! paging) and which scripts sent mail in a recent window.
+//! Read-only views for reports and the dashboard: an account's history, its error log
+//! (paged, counted, by day), and which scripts sent its mail in a window.
 //!
 //! Each is one read transaction (a WAL snapshot: never waits for, nor blocks, a writer).
 
-use mailguard_core::rate::Timestamp;
+use std::collections::HashMap;
+
+use mailguard_core::rate::{Day, Timestamp};
 use rusqlite::params;
+use serde_json::Value;
 
 use crate::db::Store;
 use crate::error::StoreError;
+use crate::model::{DayStats, ErrorEntry, MessageId, Origin};
 use crate::Result;
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::BadData(e.to_string())
+}
+
+/// Which messages [`Store::origins_between`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginSource {
+    /// Every message accepted into the queue (burst).
+    Accepted,
+    /// The error log (bounce ratio).
+    Failed,
+    /// Messages refused as spam (spam limit).
+    RefusedSpam,
+}
 
 /// What one PHP script did in a window (`mailguard dashboard`'s "top scripts").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +45,73 @@ pub struct ScriptActivity {
     pub refused: u64,
 }
 
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
-
 impl Store {
+    /// The per-day counters of the last `days` days up to `now`'s day, oldest first,
+    /// with days without mail as zeros.
+    pub fn history(&mut self, account: &str, days: u32, now: Timestamp) -> Result<Vec<DayStats>> {
+        let today = now.day();
+        let first = Day(today.0 - days.saturating_sub(1) as i32);
+        let stored: Vec<(String, DayStats)> = self.read(|tx| {
+            let mut st = tx
+                .prepare(
+                    "SELECT day, sent, errors, refused, held FROM daily
+                     WHERE account = ?1 AND day >= ?2 AND day <= ?3",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map(
+                    params![account, first.to_string(), today.to_string()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            DayStats {
+                                day: first,
+                                sent: r.get::<_, i64>(1)? as u64,
+                                errors: r.get::<_, i64>(2)? as u64,
+                                refused: r.get::<_, i64>(3)? as u64,
+                                held: r.get::<_, i64>(4)? as u64,
+                            },
+                        ))
+                    },
+                )
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        })?;
+        Ok((first.0..=today.0)
+            .map(|d| {
+                let day = Day(d);
+                let name = day.to_string();
+                stored
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| DayStats { day, ..*s })
+                    .unwrap_or(DayStats {
+                        day,
+                        sent: 0,
+                        errors: 0,
+                        refused: 0,
+                        held: 0,
+                    })
+            })
+            .collect())
+    }
+
+    /// The error log, newest first.
+    pub fn errors(&mut self, account: &str, limit: u32, offset: u32) -> Result<Vec<ErrorEntry>> {
+        self.read(|tx| {
+            let mut st = tx
+                .prepare(
+                    "SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors
+                     WHERE account = ?1 ORDER BY time DESC, id DESC LIMIT ?2 OFFSET ?3",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![account, limit, offset], error_entry)
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        })
+    }
+
     /// How many entries the account's error log holds (the total behind
     /// [`Store::errors`]' pages).
     pub fn errors_count(&mut self, account: &str) -> Result<u64> {
@@ -42,6 +123,23 @@ impl Store {
             )
             .map(|n| n as u64)
             .map_err(sql)
+        })
+    }
+
+    /// The error log entries of one UTC day, oldest first.
+    pub fn errors_on(&mut self, account: &str, day: Day) -> Result<Vec<ErrorEntry>> {
+        let (from, until) = (day.start().0, Day(day.0 + 1).start().0);
+        self.read(|tx| {
+            let mut st = tx
+                .prepare(
+                    "SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors
+                     WHERE account = ?1 AND time >= ?2 AND time < ?3 ORDER BY time, id",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![account, from, until], error_entry)
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)
         })
     }
 
@@ -92,6 +190,69 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>().map_err(sql)
         })
     }
+
+    /// The scripts behind an account's mail between `from` and `until` (inclusive), most
+    /// frequent first, at most `limit`: each distinct origin (file, line, caller, vhost,
+    /// request URI; not the client IP) with its number of messages.
+    pub fn origins_between(
+        &mut self,
+        account: &str,
+        source: OriginSource,
+        from: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Origin, u64)>> {
+        let query = match source {
+            OriginSource::Accepted => {
+                "SELECT origin FROM messages WHERE account = ?1 AND created >= ?2 AND created <= ?3
+                 AND state != 'refused-spam' ORDER BY id DESC LIMIT 10000"
+            }
+            OriginSource::RefusedSpam => {
+                "SELECT origin FROM messages WHERE account = ?1 AND created >= ?2 AND created <= ?3
+                 AND state = 'refused-spam' ORDER BY id DESC LIMIT 10000"
+            }
+            OriginSource::Failed => {
+                "SELECT origin FROM errors WHERE account = ?1 AND time >= ?2 AND time <= ?3
+                 ORDER BY id DESC LIMIT 10000"
+            }
+        };
+        let texts: Vec<String> = self.read(|tx| {
+            let mut st = tx.prepare(query).map_err(sql)?;
+            let rows = st
+                .query_map(params![account, from.0, until.0], |r| r.get(0))
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        })?;
+        let mut counts: HashMap<String, (Origin, u64)> = HashMap::new();
+        for text in texts {
+            let mut origin = Origin::from_json(&serde_json::from_str(&text).unwrap_or(Value::Null));
+            origin.client_ip = None;
+            origin.sapi = None;
+            let key = origin.to_json().to_string();
+            counts.entry(key).or_insert((origin, 0)).1 += 1;
+        }
+        let mut out: Vec<(Origin, u64)> = counts.into_values().collect();
+        out.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+/// One row of `SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors`.
+pub(crate) fn error_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorEntry> {
+    let origin: String = r.get(6)?;
+    Ok(ErrorEntry {
+        time: Timestamp(r.get(0)?),
+        message_id: r.get::<_, Option<i64>>(1)?.map(MessageId),
+        recipient: r.get(2)?,
+        code: r.get(3)?,
+        enhanced: r.get(4)?,
+        text: r.get(5)?,
+        origin: Origin::from_json(&serde_json::from_str(&origin).unwrap_or(Value::Null)),
+    })
 }
 
 #[cfg(test)]

@@ -1,46 +1,18 @@
-//! Operator actions and reports: block, unblock, purge, spam; status, history, error log,
-//! transitions and the queue.
+//! Accounts: the operator's actions on an account's status (block, unblock, purge,
+//! spam), its report-to address, its status snapshot and its transitions.
 
-use mailguard_core::rate::{Day, Timestamp};
+use mailguard_core::rate::Timestamp;
 use mailguard_core::status::{transition, Event, Status};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::db::Store;
-use crate::delivery::parse_recipients;
 use crate::error::StoreError;
 use crate::ledger;
-use crate::model::{
-    Change, DayStats, ErrorEntry, MessageId, MessageState, Origin, QueueEntry, QueueMessage,
-    Snapshot, SpamSummary, TransitionRecord,
-};
+use crate::model::{Change, Snapshot, TransitionRecord};
 use crate::Result;
 
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::BadData(e.to_string())
-}
-
-const ENTRY_COLUMNS: &str =
-    "id, account, state, envelope_from, recipients, subject, size, attempts, created,
-     next_attempt, expires, last_error";
-
-fn entry(r: &Row<'_>) -> rusqlite::Result<QueueEntry> {
-    let state: String = r.get(2)?;
-    Ok(QueueEntry {
-        id: MessageId(r.get(0)?),
-        account: r.get(1)?,
-        state: state.parse().unwrap_or(MessageState::Quarantined),
-        envelope_from: r.get(3)?,
-        recipients: parse_recipients(&r.get::<_, String>(4)?),
-        subject: r.get(5)?,
-        size: r.get::<_, i64>(6)? as u64,
-        attempts: r.get(7)?,
-        created: Timestamp(r.get(8)?),
-        next_attempt: r.get::<_, Option<i64>>(9)?.map(Timestamp),
-        expires: Timestamp(r.get(10)?),
-        last_error: r.get(11)?,
-    })
 }
 
 impl Store {
@@ -190,72 +162,6 @@ impl Store {
         })
     }
 
-    /// The per-day counters of the last `days` days up to `now`'s day, oldest first,
-    /// with days without mail as zeros.
-    pub fn history(&mut self, account: &str, days: u32, now: Timestamp) -> Result<Vec<DayStats>> {
-        let today = now.day();
-        let first = Day(today.0 - days.saturating_sub(1) as i32);
-        let stored: Vec<(String, DayStats)> = self.read(|tx| {
-            let mut st = tx
-                .prepare(
-                    "SELECT day, sent, errors, refused, held FROM daily
-                     WHERE account = ?1 AND day >= ?2 AND day <= ?3",
-                )
-                .map_err(sql)?;
-            let rows = st
-                .query_map(
-                    params![account, first.to_string(), today.to_string()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            DayStats {
-                                day: first,
-                                sent: r.get::<_, i64>(1)? as u64,
-                                errors: r.get::<_, i64>(2)? as u64,
-                                refused: r.get::<_, i64>(3)? as u64,
-                                held: r.get::<_, i64>(4)? as u64,
-                            },
-                        ))
-                    },
-                )
-                .map_err(sql)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sql)
-        })?;
-        Ok((first.0..=today.0)
-            .map(|d| {
-                let day = Day(d);
-                let name = day.to_string();
-                stored
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, s)| DayStats { day, ..*s })
-                    .unwrap_or(DayStats {
-                        day,
-                        sent: 0,
-                        errors: 0,
-                        refused: 0,
-                        held: 0,
-                    })
-            })
-            .collect())
-    }
-
-    /// The error log, newest first.
-    pub fn errors(&mut self, account: &str, limit: u32, offset: u32) -> Result<Vec<ErrorEntry>> {
-        self.read(|tx| {
-            let mut st = tx
-                .prepare(
-                    "SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors
-                     WHERE account = ?1 ORDER BY time DESC, id DESC LIMIT ?2 OFFSET ?3",
-                )
-                .map_err(sql)?;
-            let rows = st
-                .query_map(params![account, limit, offset], error_entry)
-                .map_err(sql)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sql)
-        })
-    }
-
     /// Every recorded transition of the account, oldest first.
     pub fn transitions(&mut self, account: &str) -> Result<Vec<TransitionRecord>> {
         self.read(|tx| {
@@ -298,79 +204,6 @@ impl Store {
         })
     }
 
-    /// Messages still in the queue (waiting, quarantined, refused as spam), or of one
-    /// account, oldest first.
-    pub fn queue_list(&mut self, account: Option<&str>) -> Result<Vec<QueueEntry>> {
-        self.read(|tx| {
-            let mut st = tx
-                .prepare(&format!(
-                    "SELECT {ENTRY_COLUMNS} FROM messages
-                     WHERE state IN ('queued', 'held', 'sending', 'quarantined', 'refused-spam')
-                       AND (?1 IS NULL OR account = ?1)
-                     ORDER BY id"
-                ))
-                .map_err(sql)?;
-            let rows = st.query_map([account], entry).map_err(sql)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sql)
-        })
-    }
-
-    /// One message in full, with its checksum verified.
-    pub fn queue_show(&mut self, id: MessageId) -> Result<QueueMessage> {
-        self.read(|tx| {
-            let row = tx
-                .query_row(
-                    &format!("SELECT {ENTRY_COLUMNS}, raw, checksum, origin, spam, verdict FROM messages WHERE id = ?1"),
-                    [id.0],
-                    |r| {
-                        Ok((
-                            entry(r)?,
-                            ledger::body(r, 12)?,
-                            r.get::<_, Vec<u8>>(13)?,
-                            r.get::<_, String>(14)?,
-                            r.get::<_, Option<String>>(15)?,
-                            r.get::<_, String>(16)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(sql)?;
-            let Some((entry, raw, checksum, origin, spam, verdict)) = row else {
-                return Err(StoreError::NoSuchMessage(id));
-            };
-            let checksum_ok = raw
-                .as_ref()
-                .is_some_and(|raw| Sha256::digest(raw).as_slice() == checksum.as_slice());
-            Ok(QueueMessage {
-                entry,
-                raw,
-                checksum_ok,
-                origin: Origin::from_json(&serde_json::from_str(&origin).unwrap_or(Value::Null)),
-                spam: spam.and_then(|s| serde_json::from_str(&s).ok().map(|v| SpamSummary::from_json(&v))),
-                verdict,
-            })
-        })
-    }
-
-    /// Deletes one message (any state: the operator's explicit decision, also for a
-    /// quarantined one). Counters are not touched: a deleted message was never sent.
-    pub fn queue_delete(&mut self, id: MessageId) -> Result<QueueEntry> {
-        self.write(|tx| {
-            let e = tx
-                .query_row(
-                    &format!("SELECT {ENTRY_COLUMNS} FROM messages WHERE id = ?1"),
-                    [id.0],
-                    entry,
-                )
-                .optional()
-                .map_err(sql)?
-                .ok_or(StoreError::NoSuchMessage(id))?;
-            tx.execute("DELETE FROM messages WHERE id = ?1", [id.0])
-                .map_err(sql)?;
-            Ok(e)
-        })
-    }
-
     /// Every account the store knows, sorted.
     pub fn accounts(&mut self) -> Result<Vec<String>> {
         self.read(accounts)
@@ -383,18 +216,4 @@ pub(crate) fn accounts(tx: &Transaction<'_>) -> Result<Vec<String>> {
         .map_err(sql)?;
     let rows = st.query_map([], |r| r.get(0)).map_err(sql)?;
     rows.collect::<rusqlite::Result<_>>().map_err(sql)
-}
-
-/// One row of `SELECT time, message_id, recipient, code, enhanced, text, origin FROM errors`.
-pub(crate) fn error_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ErrorEntry> {
-    let origin: String = r.get(6)?;
-    Ok(ErrorEntry {
-        time: Timestamp(r.get(0)?),
-        message_id: r.get::<_, Option<i64>>(1)?.map(MessageId),
-        recipient: r.get(2)?,
-        code: r.get(3)?,
-        enhanced: r.get(4)?,
-        text: r.get(5)?,
-        origin: Origin::from_json(&serde_json::from_str(&origin).unwrap_or(Value::Null)),
-    })
 }
