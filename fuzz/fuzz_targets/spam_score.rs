@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
                     String::from_utf8_lossy(&rest[..rest.len().min(64)]).into_owned(),
                 ),
                 from_eval: b & 2 == 2,
+                origin_modified_recently: b & 4 == 4,
             },
             rest,
         ),

@@ -3,7 +3,9 @@
 //!
 //! `X-Expect: LEVEL [rules=a,b] [eval] [origin=PATH TO END OF LINE]`
 //!
-//! The fixtures are written by `tests/fixtures/spam/make_fixtures.py`.
+//! The fixtures are written by `tests/fixtures/spam/make_fixtures.py` (ham, spam) and
+//! `make_fixtures_11.py` (hacked, evasion, misfire, transactional; `recent` in X-Expect
+//! sets `origin_modified_recently`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,7 @@ fn load(kind: &'static str) -> Vec<Fixture> {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut rules = Vec::new();
         let mut from_eval = false;
+        let mut recent = false;
         for w in words {
             if let Some(list) = w.strip_prefix("rules=") {
                 for r in list.split(',') {
@@ -63,6 +66,8 @@ fn load(kind: &'static str) -> Vec<Fixture> {
                 }
             } else if w == "eval" {
                 from_eval = true;
+            } else if w == "recent" {
+                recent = true;
             } else {
                 panic!("{name}: unknown X-Expect word '{w}'");
             }
@@ -81,6 +86,7 @@ fn load(kind: &'static str) -> Vec<Fixture> {
             ctx: SpamContext {
                 origin_file: origin,
                 from_eval,
+                origin_modified_recently: recent,
             },
             message,
         });
@@ -190,7 +196,9 @@ fn spam_fixtures_are_flagged_by_the_rules_they_name() {
 
 #[test]
 fn every_rule_has_a_spam_fixture() {
-    let spam = load("spam");
+    let mut spam = load("spam");
+    spam.extend(load("hacked"));
+    spam.extend(load("evasion"));
     let named: Vec<Rule> = spam.iter().flat_map(|f| f.rules.iter().copied()).collect();
     let missing: Vec<&str> = Rule::ALL
         .iter()
@@ -216,4 +224,67 @@ fn expectation_header_would_change_nothing() {
             assert_eq!(with.level, without.level, "{}", f.name);
         }
     }
+}
+
+/// Every evasion wraps one refuse payload; each must still refuse.
+#[test]
+fn evasions_still_refuse() {
+    let th = Thresholds::default();
+    let set = load("evasion");
+    assert!(set.len() >= 15, "only {} evasion fixtures", set.len());
+    let (failures, verdicts) = check(&set, &th);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for (name, v) in &verdicts {
+        assert_eq!(v.level, Level::Refuse, "{name}: {}", v.summary());
+    }
+}
+
+/// Honest mail the earlier rules misjudged, and realistic transactional mail: ham.
+#[test]
+fn misfires_and_transactional_mail_are_ham() {
+    let th = Thresholds::default();
+    for kind in ["misfire", "transactional"] {
+        let set = load(kind);
+        assert!(set.len() >= 8, "only {} {kind} fixtures", set.len());
+        let (failures, verdicts) = check(&set, &th);
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        for (name, v) in &verdicts {
+            assert_eq!(v.level, Level::Ham, "{name}: {}", v.summary());
+        }
+    }
+}
+
+/// Hacked-site spam (pharma, prize, phishing, white-on-white, mismatched links): at least
+/// 90 % flagged and 60 % refused by the guide rules alone.
+#[test]
+fn hacked_site_spam_rates() {
+    let th = Thresholds::default();
+    let set = load("hacked");
+    assert!(set.len() >= 15, "only {} hacked fixtures", set.len());
+    let (failures, verdicts) = check(&set, &th);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let flagged = verdicts
+        .iter()
+        .filter(|(_, v)| v.level >= Level::Suspicious)
+        .count();
+    let refused = verdicts
+        .iter()
+        .filter(|(_, v)| v.level == Level::Refuse)
+        .count();
+    println!(
+        "hacked: {} fixtures, flagged {flagged} ({:.0}%), refused {refused} ({:.0}%)",
+        set.len(),
+        flagged as f64 * 100.0 / set.len() as f64,
+        refused as f64 * 100.0 / set.len() as f64
+    );
+    assert!(
+        flagged * 10 >= set.len() * 9,
+        "flagged {flagged} of {}",
+        set.len()
+    );
+    assert!(
+        refused * 10 >= set.len() * 6,
+        "refused {refused} of {}",
+        set.len()
+    );
 }

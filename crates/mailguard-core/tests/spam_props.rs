@@ -71,7 +71,7 @@ proptest! {
         from_eval in any::<bool>(),
     ) {
         let raw: Vec<u8> = parts.concat();
-        check_bounded(&raw, &SpamContext { origin_file: origin, from_eval });
+        check_bounded(&raw, &SpamContext { origin_file: origin, from_eval, ..SpamContext::default() });
     }
 
     #[test]

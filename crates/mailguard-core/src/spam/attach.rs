@@ -158,9 +158,8 @@ pub(super) fn inspect(part: &Part<'_>, f: &mut Findings) {
     let (name, tricks) = part.name.map(normalise_name).unwrap_or_default();
     let ext = extension(&name);
     if tricks {
-        f.add(
+        f.hit(
             Rule::DisguisedFilename,
-            2.0,
             format!(
                 "attachment name '{label}' hides characters that reverse or conceal its extension"
             ),
@@ -168,42 +167,37 @@ pub(super) fn inspect(part: &Part<'_>, f: &mut Findings) {
     }
     if let Some(ext) = ext {
         if EXECUTABLE.contains(&ext) {
-            f.add(
+            f.hit(
                 Rule::ExecutableAttachment,
-                6.0,
                 format!("attachment '{label}' is a program or script (.{ext})"),
             );
             let stem = &name[..name.len() - ext.len() - 1];
             if let Some(inner) = extension(stem) {
                 if inner.len() <= 4 && inner.chars().all(|c| c.is_ascii_alphabetic()) {
-                    f.add(
+                    f.hit(
                         Rule::DisguisedFilename,
-                        2.0,
                         format!("attachment '{label}' poses as .{inner} but is .{ext}"),
                     );
                 }
             }
         }
         if MACRO.contains(&ext) {
-            f.add(
+            f.hit(
                 Rule::MacroDocument,
-                4.0,
                 format!("attachment '{label}' is a macro-enabled Office document (.{ext})"),
             );
         }
         if OPAQUE_ARCHIVE.contains(&ext) {
-            f.add(
+            f.hit(
                 Rule::OpaqueArchive,
-                1.5,
                 format!("attachment '{label}' is a .{ext} archive whose content cannot be checked"),
             );
         }
     }
     let ct = part.content_type.to_ascii_lowercase();
     if EXECUTABLE_TYPES.contains(&ct.as_str()) {
-        f.add(
+        f.hit(
             Rule::ExecutableAttachment,
-            6.0,
             format!("attachment '{label}' is declared as {ct}"),
         );
     }
@@ -218,7 +212,7 @@ fn sniff(data: &[u8], label: &str, ext: Option<&str>, f: &mut Findings, depth: u
         } else {
             Rule::ExecutableInArchive
         };
-        f.add(rule, 6.0, format!("'{label}' is {kind} by its content"));
+        f.hit(rule, format!("'{label}' is {kind} by its content"));
         return;
     }
     if data.starts_with(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
@@ -229,9 +223,8 @@ fn sniff(data: &[u8], label: &str, ext: Option<&str>, f: &mut Findings, depth: u
         || data.starts_with(b"7z\xbc\xaf\x27\x1c")
         || data.starts_with(b"MSCF\0\0\0\0")
     {
-        f.add(
+        f.hit(
             Rule::OpaqueArchive,
-            1.5,
             format!("'{label}' is a RAR, 7-Zip or CAB archive whose content cannot be checked"),
         );
         return;
@@ -283,15 +276,11 @@ fn macro_found(scan: &[u8], label: &str, f: &mut Findings) {
     if AUTO_EXEC.iter().any(|m| find_ci(scan, m)) {
         f.add(
             Rule::MacroDocument,
-            6.0,
+            3.0 / 2.0,
             format!("'{label}' carries a macro that runs when the document is opened"),
         );
     } else {
-        f.add(
-            Rule::MacroDocument,
-            4.0,
-            format!("'{label}' carries VBA macros"),
-        );
+        f.hit(Rule::MacroDocument, format!("'{label}' carries VBA macros"));
     }
 }
 
@@ -299,9 +288,8 @@ fn archive(data: &[u8], label: &str, ext: Option<&str>, f: &mut Findings, depth:
     let (entries, truncated) = zip::entries(data);
     let is_ooxml = entries.iter().any(|e| e.name == "[Content_Types].xml");
     if truncated {
-        f.add(
+        f.hit(
             Rule::OpaqueArchive,
-            1.5,
             format!(
                 "'{label}' holds more than {} files; only the first were checked",
                 zip::MAX_ENTRIES
@@ -313,16 +301,14 @@ fn archive(data: &[u8], label: &str, ext: Option<&str>, f: &mut Findings, depth:
         let mext = extension(&member);
         let shown: String = e.name.chars().take(80).collect();
         if tricks {
-            f.add(
+            f.hit(
                 Rule::DisguisedFilename,
-                2.0,
                 format!("'{label}' holds '{shown}', whose name hides its extension"),
             );
         }
         if e.encrypted && !is_ooxml {
-            f.add(
+            f.hit(
                 Rule::EncryptedArchive,
-                2.0,
                 format!("'{label}' is password-protected, so its content cannot be checked"),
             );
         }
@@ -338,21 +324,18 @@ fn archive(data: &[u8], label: &str, ext: Option<&str>, f: &mut Findings, depth:
         }
         let Some(mext) = mext else { continue };
         if EXECUTABLE.contains(&mext) {
-            f.add(
+            f.hit(
                 Rule::ExecutableInArchive,
-                6.0,
                 format!("'{label}' contains the program or script '{shown}'"),
             );
         } else if MACRO.contains(&mext) {
-            f.add(
+            f.hit(
                 Rule::MacroDocument,
-                4.0,
                 format!("'{label}' contains the macro-enabled document '{shown}'"),
             );
         } else if (OPAQUE_ARCHIVE.contains(&mext) || mext == "zip") && !is_ooxml {
-            f.add(
+            f.hit(
                 Rule::ArchiveInArchive,
-                2.0,
                 format!("'{label}' contains another archive, '{shown}'"),
             );
         }
@@ -409,7 +392,7 @@ mod tests {
             },
             &mut f,
         );
-        f.hits.iter().map(|h| (h.rule, h.points)).collect()
+        f.hits.iter().map(|h| (h.rule, h.points())).collect()
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! headers: one pass over the raw header block for the RFC 5322 faults a sender controls.
 //! Missing Date, Message-ID and From are not faults here: the local MTA adds them later.
 
+use super::{Findings, Rule};
+
 /// Header bytes examined; a longer header block is not scanned further.
 const MAX_HEADER_BYTES: usize = 1024 * 1024;
 const MAX_FIELDS: usize = 1000;
@@ -307,6 +309,89 @@ pub(super) fn message_id_ok(value: &[u8]) -> bool {
                 .position(|&c| c == b'@')
                 .is_some_and(|p| p > 0 && p + 1 < inner.len())
         }
+}
+
+pub(super) fn rules(h: &RawHeaders<'_>, f: &mut Findings) {
+    if let Some(line) = &h.broken_line {
+        f.hit(
+            Rule::BrokenHeader,
+            format!(
+                "{} line(s) in the header block are not 'Name: value', e.g. '{line}'",
+                h.broken_lines
+            ),
+        );
+    }
+    if let Some(name) = &h.bad_name {
+        f.add(
+            Rule::BrokenHeader,
+            2.0 / 3.0,
+            format!("header name '{name}' has characters outside printable ASCII"),
+        );
+    }
+    if h.long_lines > 0 {
+        f.hit(
+            Rule::LongHeaderLine,
+            format!(
+                "{} header line(s) over 998 octets (longest {})",
+                h.long_lines, h.longest_line
+            ),
+        );
+    }
+    if let Some((c, name)) = &h.control {
+        let what = match c {
+            0 => "a NUL byte".to_string(),
+            b'\r' => "a bare CR".to_string(),
+            c => format!("control character 0x{c:02x}"),
+        };
+        f.hit(
+            Rule::HeaderControlChar,
+            format!("header '{name}' contains {what}"),
+        );
+    }
+    for field in &h.fields {
+        if field.value.iter().any(|&c| c >= 0x80) {
+            let name = shorten(field.name, 30);
+            if std::str::from_utf8(&field.value).is_ok() {
+                f.add(
+                    Rule::Header8bit,
+                    1.0 / 3.0,
+                    format!("header '{name}' has raw UTF-8 instead of RFC 2047 encoding"),
+                );
+            } else {
+                f.hit(
+                    Rule::Header8bit,
+                    format!("header '{name}' has raw 8-bit bytes that are not valid UTF-8"),
+                );
+            }
+        }
+    }
+    for &(name, mult) in SINGLETONS {
+        let n = h.fields.iter().filter(|x| x.is(name)).count();
+        if n > 1 {
+            f.add(
+                Rule::DuplicateHeader,
+                1.0 * mult,
+                format!("{name} appears {n} times; RFC 5322 allows it once"),
+            );
+        }
+    }
+    let sender = h.fields.iter().any(|x| x.is("Sender"));
+    if let Some(from) = h.fields.iter().find(|x| x.is("From")) {
+        if let Some(why) = from_fault(&from.value, sender) {
+            f.hit(Rule::MalformedFrom, why);
+        }
+    }
+    if let Some(mid) = h.fields.iter().find(|x| x.is("Message-ID")) {
+        if !message_id_ok(&mid.value) {
+            f.hit(
+                Rule::MalformedMessageId,
+                format!(
+                    "Message-ID '{}' is not <left@right>",
+                    shorten(&mid.value, 50)
+                ),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

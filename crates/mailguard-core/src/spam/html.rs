@@ -52,6 +52,8 @@ struct Frame {
     fg: Rgb,
     bg: Rgb,
     hidden: bool,
+    /// Under a background image: contrast cannot be judged (white hero text on a photo).
+    bg_image: bool,
     link: Option<usize>,
 }
 
@@ -115,13 +117,23 @@ const BLOCKS: &[&[u8]] = &[
     b"body",
     b"section",
 ];
-const HIDDEN_TAGS: &[&[u8]] = &[
-    b"head",
+// `noscript`, `xml` and `object` are not here: a mail client runs no script and loads no
+// object, so it shows their content (and an unclosed one must not hide the whole body).
+const HIDDEN_TAGS: &[&[u8]] = &[b"head", b"title", b"template"];
+/// Elements that may stand in `<head>`; anything else closes it, as browsers do.
+const HEAD_CONTENT: &[&[u8]] = &[
+    b"meta",
+    b"link",
     b"title",
-    b"template",
+    b"style",
+    b"script",
+    b"base",
+    b"basefont",
     b"noscript",
+    b"head",
+    b"html",
+    b"o:officedocumentsettings",
     b"xml",
-    b"object",
 ];
 
 struct Renderer {
@@ -141,6 +153,7 @@ pub(super) fn render(html: &str) -> Rendered {
         fg: BLACK,
         bg: WHITE,
         hidden: false,
+        bg_image: false,
         link: None,
     };
     let mut r = Renderer {
@@ -255,7 +268,15 @@ impl Renderer {
                 b"style" => b"</style",
                 _ => b"</title",
             };
-            let end = find_ci(&b[i..], close).map_or(b.len(), |p| i + p);
+            let end = match find_ci(&b[i..], close) {
+                Some(p) => i + p,
+                // An unclosed <title> ends at the next tag (clients show what follows);
+                // an unclosed script or style hides the rest, in a client too.
+                None if name == b"title" => {
+                    return memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p)
+                }
+                None => b.len(),
+            };
             return memchr(b'>', &b[end..]).map_or(b.len(), |p| end + p + 1);
         }
         self.open(name, &attrs);
@@ -269,7 +290,18 @@ impl Renderer {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Closes an open `<head>` (and what is inside it), as a browser does when body
+    /// content starts.
+    fn close_head(&mut self) {
+        if let Some(k) = (1..self.stack.len()).find(|&k| self.stack[k].is(b"head")) {
+            self.stack.truncate(k);
+        }
+    }
+
     fn open(&mut self, name: &[u8], attrs: &[(&[u8], String)]) {
+        if !HEAD_CONTENT.contains(&name) {
+            self.close_head();
+        }
         // Implicitly closed elements (sloppy templates rarely close td/tr/li/p).
         let closes_at: Option<(TagList, TagList)> = match name {
             b"td" | b"th" => Some((&[b"td", b"th"], &[b"tr", b"table"])),
@@ -333,10 +365,15 @@ impl Renderer {
             bg = Self::attr(attrs, b"bgcolor").and_then(style::parse_colour);
             if let Some(u) = Self::attr(attrs, b"background") {
                 push_url(&mut urls, u);
+                f.bg_image = true;
             }
         }
         if let Some(css) = Self::attr(attrs, b"style") {
+            let before = urls.len();
             let d = style::parse_style(css, f.font_px, &mut urls);
+            if urls.len() > before || d.background_image {
+                f.bg_image = true;
+            }
             fg = d.colour.or(fg);
             bg = d.background.or(bg);
             if let Some(px) = d.font_px {
@@ -435,6 +472,17 @@ impl Renderer {
     }
 
     fn text(&mut self, raw: &str) {
+        // Text in <head> means the body has begun (a browser closes head here too).
+        if self.top().hidden
+            && raw.trim().chars().next().is_some()
+            && self.stack.iter().any(|f| f.is(b"head"))
+            && !self
+                .stack
+                .iter()
+                .any(|f| f.is(b"title") || f.is(b"template"))
+        {
+            self.close_head();
+        }
         let f = *self.top();
         if f.hidden {
             return;
@@ -446,7 +494,7 @@ impl Renderer {
         } else {
             raw
         };
-        let low = style::distance(f.fg, f.bg) < style::LOW_CONTRAST_DISTANCE;
+        let low = !f.bg_image && style::distance(f.fg, f.bg) < style::LOW_CONTRAST_DISTANCE;
         let mut visible = 0usize;
         for c in t.chars() {
             match c {
@@ -629,6 +677,32 @@ mod tests {
         assert_eq!(r.links[0].text, "https://bank.example");
         assert_eq!(r.big_images, 1);
         assert_eq!(r.urls, vec!["http://1.2.3.4/a.png".to_string()]);
+    }
+
+    #[test]
+    fn head_closes_at_body_and_noscript_shows() {
+        for html in [
+            "<html><head><body><p>Name: Anna Nowak</p><p>Message: please call me back</p>",
+            "<html><head><meta charset=utf-8><p>Name: Anna Nowak</p><p>Message: please call me back</p>",
+            "<html><body><noscript><p>Name: Anna Nowak</p><p>Message: please call me back</p>",
+            "<html><body><object><p>Name: Anna Nowak</p><p>Message: please call me back</p>",
+            "<xml><p>Name: Anna Nowak</p><p>Message: please call me back</p>",
+            "<head>Name: Anna Nowak Message: please call me back",
+        ] {
+            let r = render(html);
+            assert!(r.words >= 8, "{html}: {}", r.text);
+        }
+        assert_eq!(render("<title>T<p>shown text").text.trim(), "shown text");
+    }
+
+    #[test]
+    fn background_image_text_is_not_low_contrast() {
+        let r = render(
+            "<table><tr><td background='https://x.example/hero.jpg' bgcolor='#ffffff' style='color:#ffffff'>\
+             Summer collection is here, discover it now in our shop</td></tr></table>\
+             <div style=\"background:url(https://x.example/b.jpg) #fff;color:#fff\">More white hero text over a photo</div>",
+        );
+        assert_eq!(r.low_contrast, 0);
     }
 
     #[test]

@@ -94,7 +94,9 @@ fn looks_like_a_name(text: &str) -> bool {
     }
 }
 
-/// `raw-ip-link` over the HTML links, other HTML URLs and URLs written in text.
+/// `raw-ip-link` over the HTML links, other HTML URLs and URLs written in text. A link
+/// whose text names a site but goes to a bare IP is the strong variant in any range
+/// (documentation and private ranges included: the reader is misled either way).
 pub(super) fn raw_ip(links: &[Link], urls: &[String], f: &mut Findings) {
     let all = links
         .iter()
@@ -102,35 +104,40 @@ pub(super) fn raw_ip(links: &[Link], urls: &[String], f: &mut Findings) {
         .chain(urls.iter().map(|u| (u.as_str(), None)));
     for (url, text) in all {
         let Some(ip) = ip_host(url) else { continue };
-        if is_public(ip) {
-            if text.is_some_and(looks_like_a_name) {
-                f.add(
-                    Rule::RawIpLink,
-                    3.0,
-                    format!(
-                        "link text '{}' names a site but the link goes to the bare IP {ip} ({})",
-                        shown(text.unwrap_or_default().trim()),
-                        shown(url)
-                    ),
-                );
-            } else {
-                f.add(
-                    Rule::RawIpLink,
-                    2.0,
-                    format!(
-                        "link to the bare public IP {ip} instead of a domain name ({})",
-                        shown(url)
-                    ),
-                );
-            }
+        if text.is_some_and(looks_like_a_name) {
+            f.add(
+                Rule::RawIpLink,
+                1.5,
+                format!(
+                    "link text '{}' names a site but the link goes to the bare IP {ip} ({})",
+                    shown(text.unwrap_or_default().trim()),
+                    shown(url)
+                ),
+            );
+        } else if is_public(ip) {
+            f.hit(
+                Rule::RawIpLink,
+                format!(
+                    "link to the bare public IP {ip} instead of a domain name ({})",
+                    shown(url)
+                ),
+            );
         } else {
             f.add(
                 Rule::RawIpLink,
-                0.5,
+                0.25,
                 format!("link to the private or local IP {ip} ({})", shown(url)),
             );
         }
     }
+}
+
+/// True when any link goes to a bare IP that a reader would not expect: a public one, or
+/// any one behind text that names a site.
+pub(super) fn deceptive_ip(links: &[Link]) -> bool {
+    links
+        .iter()
+        .any(|l| ip_host(&l.href).is_some_and(|ip| is_public(ip) || looks_like_a_name(&l.text)))
 }
 
 /// How bad one link is, if it is broken.
@@ -174,8 +181,20 @@ fn link_fault(href: &str, text: &str) -> Option<(f32, &'static str)> {
     let Ok(u) = Url::parse(&h) else {
         return Some((1.0, "cannot be parsed as a URL"));
     };
-    if !u.username().is_empty() || u.password().is_some() {
-        return Some((2.0, "carries a user name before the host (user@host trick)"));
+    // `http://paypal.com@evil.example/`: a domain posing as the user name. An honest
+    // `ftp://user@ftp.host/` or `https://user:pass@staging.host/` is not a trick.
+    let user = u.username();
+    if scheme != "ftp"
+        && user.contains('.')
+        && user
+            .rsplit('.')
+            .next()
+            .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()))
+    {
+        return Some((
+            2.0,
+            "puts a domain before '@' so the real host hides behind it (user@host trick)",
+        ));
     }
     match u.host() {
         None => Some((1.0, "has no host")),
@@ -220,9 +239,8 @@ pub(super) fn https_over_http(links: &[Link], f: &mut Findings) {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
         if shows_https && goes_http {
-            f.add(
+            f.hit(
                 Rule::HttpsTextHttpLink,
-                1.5,
                 format!(
                     "link text shows '{}' but the link is the insecure '{}'",
                     shown(text.trim()),
@@ -230,6 +248,372 @@ pub(super) fn https_over_http(links: &[Link], f: &mut Findings) {
                 ),
             );
         }
+    }
+}
+
+/// Second-level labels under which registrations happen (`shop.co.uk`, `firma.com.pl`):
+/// a small public-suffix table, enough to tell two sites apart.
+const SECOND_LEVEL: &[&str] = &[
+    "co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go", "gob", "gouv", "biz", "info",
+    "waw", "krakow", "wroclaw", "gda", "poznan", "lodz",
+];
+
+/// The registrable domain (eTLD+1, approximately) of a host.
+pub(super) fn site_of(host: &str) -> String {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = h.split('.').collect();
+    let n = labels.len();
+    if n <= 2 {
+        return h;
+    }
+    let keep = if SECOND_LEVEL.contains(&labels[n - 2]) && labels[n - 1].len() == 2 {
+        3
+    } else {
+        2
+    };
+    labels[n - keep..].join(".")
+}
+
+/// The host a piece of link text shows: `https://www.paypal.com/signin`,
+/// `www.bank.example`, `paypal.com`. Only text that is an address (one word).
+fn shown_host(text: &str) -> Option<String> {
+    let t = text
+        .trim()
+        .trim_end_matches(['.', ',', ';', ':', '!', '?', ')']);
+    if t.is_empty() || t.contains(char::is_whitespace) || t.contains('@') && !t.contains("://") {
+        return None;
+    }
+    let with_scheme = if t.contains("://") {
+        t.to_string()
+    } else {
+        format!("http://{t}")
+    };
+    let u = Url::parse(&clean(&with_scheme)).ok()?;
+    match u.host()? {
+        Host::Domain(d) => {
+            let d = d.trim_end_matches('.');
+            let (_, tld) = d.rsplit_once('.')?;
+            (tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
+                || tld.starts_with("xn--"))
+            .then(|| d.to_string())
+        }
+        Host::Ipv4(a) => Some(a.to_string()),
+        Host::Ipv6(a) => Some(a.to_string()),
+    }
+}
+
+/// Brands phishers pose as (payment, banks, parcels, mail, shops, the hosting guide's
+/// markets: EN, FR, PL, DE, ES, IT). Matched as a label of the shown host.
+pub(super) const BRANDS: &[&str] = &[
+    "paypal",
+    "apple",
+    "icloud",
+    "microsoft",
+    "office365",
+    "outlook",
+    "live",
+    "hotmail",
+    "google",
+    "gmail",
+    "amazon",
+    "netflix",
+    "facebook",
+    "instagram",
+    "whatsapp",
+    "linkedin",
+    "dropbox",
+    "docusign",
+    "adobe",
+    "ebay",
+    "alibaba",
+    "aliexpress",
+    "spotify",
+    "steam",
+    "binance",
+    "coinbase",
+    "blockchain",
+    "metamask",
+    "revolut",
+    "wise",
+    "stripe",
+    "visa",
+    "mastercard",
+    "americanexpress",
+    "amex",
+    "chase",
+    "wellsfargo",
+    "bankofamerica",
+    "citibank",
+    "hsbc",
+    "barclays",
+    "lloydsbank",
+    "natwest",
+    "santander",
+    "bbva",
+    "caixabank",
+    "bnpparibas",
+    "societegenerale",
+    "creditagricole",
+    "labanquepostale",
+    "laposte",
+    "ameli",
+    "impots",
+    "caf",
+    "orange",
+    "free",
+    "sfr",
+    "bouyguestelecom",
+    "chronopost",
+    "colissimo",
+    "pko",
+    "pkobp",
+    "ipko",
+    "mbank",
+    "ing",
+    "pekao",
+    "bnpparibas",
+    "millennium",
+    "aliorbank",
+    "allegro",
+    "olx",
+    "inpost",
+    "poczta-polska",
+    "dpd",
+    "gls",
+    "dhl",
+    "ups",
+    "fedex",
+    "usps",
+    "royalmail",
+    "hermes",
+    "evri",
+    "sparkasse",
+    "commerzbank",
+    "deutsche-bank",
+    "postbank",
+    "volksbank",
+    "dkb",
+    "n26",
+    "deutschepost",
+    "correos",
+    "posteitaliane",
+    "poste",
+    "intesasanpaolo",
+    "unicredit",
+    "bancoposte",
+    "agenziaentrate",
+    "hmrc",
+    "irs",
+    "gov",
+    "booking",
+    "airbnb",
+    "wordpress",
+    "godaddy",
+    "ovh",
+    "cpanel",
+    "webmail",
+    "roundcube",
+    "zimbra",
+];
+
+fn brand_in(host: &str) -> Option<&'static str> {
+    let site = site_of(host);
+    let name = site.split('.').next().unwrap_or_default();
+    BRANDS.iter().copied().find(|b| *b == name).or_else(|| {
+        host.split(['.', '-'])
+            .find_map(|l| BRANDS.iter().copied().find(|b| b.len() >= 4 && *b == l))
+    })
+}
+
+/// Click-tracking and mailing services whose links legitimately show another address.
+const TRACKERS: &[&str] = &[
+    "list-manage.com",
+    "mailchimp.com",
+    "mcusercontent.com",
+    "sendgrid.net",
+    "mandrillapp.com",
+    "mailgun.org",
+    "mailgun.net",
+    "sparkpostmail.com",
+    "hubspotlinks.com",
+    "hs-sites.com",
+    "mlsend.com",
+    "mailerlite.com",
+    "sendibt2.com",
+    "sendibt3.com",
+    "brevo.com",
+    "sendinblue.com",
+    "exacttarget.com",
+    "awstrack.me",
+    "rs6.net",
+    "cmail19.com",
+    "cmail20.com",
+    "createsend.com",
+    "klaviyo.com",
+    "getresponse.com",
+    "freshmail.pl",
+    "salesmanago.com",
+    "substack.com",
+    "mailjet.com",
+    "mjt.lu",
+    "safelinks.protection.outlook.com",
+    "urldefense.com",
+    "google.com",
+];
+
+/// `link-text-mismatch`: the text shows one site, the link goes to another. `own_site`:
+/// the From domain's site (a shop's links to its own other domains are not phishing).
+pub(super) fn mismatch(links: &[Link], own_site: Option<&str>, f: &mut Findings) -> bool {
+    let mut found = false;
+    for l in links {
+        let Some(shown_h) = shown_host(&l.text) else {
+            continue;
+        };
+        let href = clean(&l.href);
+        let Ok(u) = Url::parse(&href) else { continue };
+        if !matches!(u.scheme(), "http" | "https") {
+            continue;
+        }
+        let (target, target_ip) = match u.host() {
+            Some(Host::Domain(d)) => (d.trim_end_matches('.').to_string(), false),
+            Some(Host::Ipv4(a)) => (a.to_string(), true),
+            Some(Host::Ipv6(a)) => (a.to_string(), true),
+            None => continue,
+        };
+        let (ss, ts) = (site_of(&shown_h), site_of(&target));
+        if ss == ts {
+            continue;
+        }
+        if !target_ip
+            && (TRACKERS
+                .iter()
+                .any(|t| ts == *t || target.ends_with(&format!(".{t}")))
+                || own_site == Some(ts.as_str()))
+        {
+            continue;
+        }
+        let brand = brand_in(&shown_h);
+        let (factor, why) = match (brand, target_ip) {
+            (_, true) => (1.4, format!("the bare IP {target}")),
+            (Some(b), false) => (1.4, format!("{target}, which is not {b}")),
+            (None, false) => (1.0, target.clone()),
+        };
+        f.add(
+            Rule::LinkTextMismatch,
+            factor,
+            format!(
+                "link text shows '{}' but the link goes to {why}",
+                shown(l.text.trim()),
+            ),
+        );
+        found = true;
+    }
+    found
+}
+
+/// URL shorteners and free-hosting / redirector domains: the reader cannot see where the
+/// link ends.
+const REDIRECTORS: &[&str] = &[
+    "bit.ly",
+    "bitly.com",
+    "tinyurl.com",
+    "t.co",
+    "goo.gl",
+    "ow.ly",
+    "is.gd",
+    "v.gd",
+    "buff.ly",
+    "rebrand.ly",
+    "cutt.ly",
+    "shorturl.at",
+    "tiny.cc",
+    "rb.gy",
+    "t.ly",
+    "bl.ink",
+    "s.id",
+    "qr.ae",
+    "adf.ly",
+    "shorte.st",
+    "soo.gd",
+    "clck.ru",
+    "u.to",
+    "short.io",
+    "tiny.one",
+    "x.gd",
+    "lnkd.in",
+    "trib.al",
+    "l.ead.me",
+    "urlz.fr",
+    "000webhostapp.com",
+    "weebly.com",
+    "wixsite.com",
+    "blogspot.com",
+    "firebaseapp.com",
+    "web.app",
+    "netlify.app",
+    "herokuapp.com",
+    "glitch.me",
+    "r2.dev",
+    "pages.dev",
+    "workers.dev",
+    "ngrok.io",
+    "ngrok-free.app",
+    "duckdns.org",
+    "ddns.net",
+    "no-ip.org",
+    "repl.co",
+    "vercel.app",
+    "ipfs.io",
+    "dweb.link",
+    "storage.googleapis.com",
+    "sites.google.com",
+    "forms.gle",
+    "webflow.io",
+    "square.site",
+    "godaddysites.com",
+    "yolasite.com",
+    "jimdosite.com",
+    "framer.website",
+    "surge.sh",
+    "wcomhost.com",
+    "zyrosite.com",
+    "mystrikingly.com",
+];
+
+pub(super) fn redirectors(links: &[Link], urls: &[String], f: &mut Findings) {
+    let all = links
+        .iter()
+        .map(|l| l.href.as_str())
+        .chain(urls.iter().map(String::as_str));
+    let mut seen: Vec<String> = Vec::new();
+    for href in all {
+        let Ok(u) = Url::parse(&clean(href)) else {
+            continue;
+        };
+        if !matches!(u.scheme(), "http" | "https") {
+            continue;
+        }
+        let Some(Host::Domain(d)) = u.host() else {
+            continue;
+        };
+        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(r) = REDIRECTORS
+            .iter()
+            .find(|r| d == **r || d.ends_with(&format!(".{r}")))
+        {
+            if !seen.iter().any(|s| s == r) {
+                seen.push(r.to_string());
+            }
+        }
+    }
+    if !seen.is_empty() {
+        f.hit(
+            Rule::RedirectorLink,
+            format!(
+                "link(s) through a shortener or free host that hides the destination: {}",
+                seen.join(", ")
+            ),
+        );
     }
 }
 
@@ -279,11 +663,71 @@ mod tests {
             link_fault("http://paypal.com@evil.example/", "x").map(|f| f.0),
             Some(2.0)
         );
+        assert!(link_fault("ftp://user@ftp.example.com/pub/", "x").is_none());
+        assert!(link_fault("https://user:secret@staging.example.com/", "x").is_none());
         assert_eq!(link_fault("http://intranet/", "x").map(|f| f.0), Some(1.0));
         assert_eq!(link_fault("", "www.bank.example").map(|f| f.0), Some(1.0));
         assert_eq!(
             link_fault("https://exam\u{202e}ple.com", "x").map(|f| f.0),
             Some(3.0)
+        );
+    }
+}
+
+#[cfg(test)]
+mod mismatch_tests {
+    use super::*;
+
+    fn run(text: &str, href: &str) -> Option<f32> {
+        let mut f = Findings::default();
+        mismatch(
+            &[Link {
+                href: href.into(),
+                text: text.into(),
+            }],
+            Some("shop.example"),
+            &mut f,
+        );
+        f.hits.first().map(|h| h.points())
+    }
+
+    #[test]
+    fn shown_and_real_sites() {
+        assert_eq!(site_of("www.shop.co.uk"), "shop.co.uk");
+        assert_eq!(site_of("a.b.firma.com.pl"), "firma.com.pl");
+        assert_eq!(
+            run(
+                "https://www.paypal.com/signin",
+                "http://198.51.100.23/login/"
+            ),
+            Some(3.5)
+        );
+        assert_eq!(
+            run(
+                "https://bank.example/signin",
+                "http://bank-example.secure-login-verify.example/"
+            ),
+            Some(2.5)
+        );
+        assert_eq!(
+            run("www.paypal.com", "https://paypal.com.verify-id.example/"),
+            Some(3.5)
+        );
+        assert_eq!(
+            run("https://www.shop.example/", "https://shop.example/track"),
+            None
+        );
+        assert_eq!(run("Track your order", "https://evil.example/"), None);
+        assert_eq!(
+            run(
+                "https://shop.example/",
+                "https://x.list-manage.com/track?u=1"
+            ),
+            None
+        );
+        assert_eq!(
+            run("https://blog.example/", "https://shop.example/r?u=blog"),
+            None
         );
     }
 }

@@ -233,6 +233,8 @@ pub(super) struct Declared {
     pub background: Option<Paint>,
     pub font_px: Option<f32>,
     pub hidden: bool,
+    /// A `background-image` / `background: url()` is set.
+    pub background_image: bool,
 }
 
 /// Reads the declarations of a `style` attribute that matter here.
@@ -253,12 +255,16 @@ pub(super) fn parse_style(style: &str, parent_px: f32, urls: &mut Vec<String>) -
             "color" => d.colour = parse_colour(value).or(d.colour),
             "background-color" => d.background = parse_colour(value).or(d.background),
             "background" => {
+                d.background_image |= lower.contains("url(") || lower.contains("gradient(");
                 collect_css_urls(value, urls);
                 if let Some(p) = first_colour_token(value) {
                     d.background = Some(p);
                 }
             }
-            "background-image" => collect_css_urls(value, urls),
+            "background-image" => {
+                d.background_image |= lower.contains("url(") || lower.contains("gradient(");
+                collect_css_urls(value, urls);
+            }
             "font-size" => {
                 if let Some(px) = parse_font_size(value, parent_px) {
                     d.font_px = Some(px);

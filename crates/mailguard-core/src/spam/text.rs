@@ -62,7 +62,139 @@ pub(super) fn shouting(subject: &str) -> Option<(usize, usize)> {
 // Upper-case words that are ordinary in transactional subjects.
 const ACRONYMS: &[&str] = &[
     "ASAP", "HTML", "HTTP", "HTTPS", "NASA", "UEFA", "FIFA", "IBAN", "SEPA", "GDPR", "RODO",
-    "NOTE", "INFO", "FYI", "JSON", "NIP", "REGON", "PESEL",
+    "NOTE", "INFO", "FYI", "JSON", "NIP", "REGON", "PESEL", "VAT", "FAQ", "HTML", "ATTN", "RSVP",
+    "PDF", "CSV", "XML", "UTC", "CEST", "GMT",
+];
+
+// Brands written in capitals by their owners: a subject naming them is not shouting.
+const BRANDS: &[&str] = &[
+    "IKEA",
+    "LEGO",
+    "NIKE",
+    "ASUS",
+    "SONY",
+    "BOSCH",
+    "ADIDAS",
+    "PUMA",
+    "FIAT",
+    "VOLVO",
+    "AUDI",
+    "TESLA",
+    "SAMSUNG",
+    "INPOST",
+    "ORLEN",
+    "ZARA",
+    "MANGO",
+    "LIDL",
+    "ALDI",
+    "ROSSMANN",
+    "HEBE",
+    "DECATHLON",
+    "ALLEGRO",
+    "BLIK",
+    "PAYU",
+    "PKO",
+    "MBANK",
+    "SEPHORA",
+    "GUESS",
+    "LACOSTE",
+    "DHL",
+    "UPS",
+    "FEDEX",
+    "GLS",
+    "DPD",
+    "TNT",
+    "NASDAQ",
+    "HBO",
+    "BMW",
+    "KIA",
+    "SEAT",
+    "SKODA",
+    "DACIA",
+    "OPEL",
+    "MINI",
+    "CASIO",
+    "CANON",
+    "NIKON",
+    "LENOVO",
+    "ACER",
+    "DELL",
+    "INTEL",
+    "NVIDIA",
+    "XIAOMI",
+    "HUAWEI",
+    "OPPO",
+    "REALME",
+    "HONOR",
+    "PHILIPS",
+    "BRAUN",
+    "DYSON",
+    "TEFAL",
+    "SMEG",
+    "MIELE",
+    "AEG",
+    "BEKO",
+    "GORENJE",
+    "ELECTROLUX",
+    "WHIRLPOOL",
+    "DELONGHI",
+    "LEVIS",
+    "CROCS",
+    "VANS",
+    "CONVERSE",
+    "REEBOK",
+    "ASICS",
+    "FILA",
+    "KAPPA",
+    "UMBRO",
+    "UNIQLO",
+    "PRIMARK",
+    "RESERVED",
+    "CROPP",
+    "SINSAY",
+    "MOHITO",
+    "CCC",
+    "EOBUWIE",
+    "MODIVO",
+    "ZALANDO",
+    "EMPIK",
+    "MEDIA",
+    "EXPERT",
+    "EURO",
+    "RTV",
+    "AGD",
+    "OBI",
+    "LEROY",
+    "MERLIN",
+    "CASTORAMA",
+    "JYSK",
+    "KIK",
+    "PEPCO",
+    "ACTION",
+    "TEDI",
+    "NETTO",
+    "KAUFLAND",
+    "AUCHAN",
+    "CARREFOUR",
+    "TESCO",
+    "SPAR",
+    "EDEKA",
+    "REWE",
+    "PENNY",
+    "FNAC",
+    "DARTY",
+    "BOULANGER",
+    "MEDIAMARKT",
+    "SATURN",
+    "OTTO",
+    "TCHIBO",
+    "WORDPRESS",
+    "WOOCOMMERCE",
+    "PRESTASHOP",
+    "SHOPIFY",
+    "MAGENTO",
+    "JOOMLA",
+    "DRUPAL",
 ];
 
 /// `caps-words-subject`: three or more shouted words of four or more letters.
@@ -73,6 +205,7 @@ pub(super) fn caps_words(subject: &str) -> Vec<&str> {
             w.chars().count() >= 4
                 && w.chars().all(|c| c.is_uppercase() && is_latin(c))
                 && !ACRONYMS.contains(w)
+                && !BRANDS.contains(w)
         })
         .collect()
 }
@@ -115,6 +248,10 @@ pub(super) struct PlainLayout {
 }
 
 pub(super) fn plain_layout(text: &str) -> PlainLayout {
+    // Blank lines and spaces after the last word (or before the first) are not layout a
+    // reader sees: scripts end messages with "\n\n\n" all the time.
+    let text =
+        text.trim_matches(|c: char| c.is_whitespace() || matches!(c, '\u{200b}' | '\u{feff}'));
     let mut l = PlainLayout::default();
     let mut in_word = false;
     let mut line_has_text = false;
@@ -239,7 +376,12 @@ pub(super) fn normalise_words(text: &str, out: &mut String) {
             out.push(c.to_ascii_lowercase());
             last_space = false;
         } else if !c.is_ascii() && c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
+            for l in c.to_lowercase() {
+                match fold(l) {
+                    Some(f) => out.push_str(f),
+                    None => out.push(l),
+                }
+            }
             last_space = false;
         } else if !last_space {
             out.push(' ');
@@ -249,6 +391,28 @@ pub(super) fn normalise_words(text: &str, out: &mut String) {
     if !last_space {
         out.push(' ');
     }
+}
+
+/// Latin letters with diacritics as their base letters, so `zablokowane` matches
+/// `zablokowane` whether or not the spammer typed the accents.
+fn fold(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ą' | 'ā' => "a",
+        'ç' | 'ć' | 'č' => "c",
+        'è' | 'é' | 'ê' | 'ë' | 'ę' | 'ě' | 'ē' => "e",
+        'ì' | 'í' | 'î' | 'ï' => "i",
+        'ł' => "l",
+        'ñ' | 'ń' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+        'ś' | 'š' => "s",
+        'ß' => "ss",
+        'ù' | 'ú' | 'û' | 'ü' | 'ů' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        'œ' => "oe",
+        'æ' => "ae",
+        _ => return None,
+    })
 }
 
 /// Distinct explicit phrases found in already normalised text.
@@ -310,6 +474,7 @@ mod tests {
         assert!(shouting("CLAIM YOUR PRIZE NOW").is_some());
         assert!(shouting("WINNER").is_none()); // one word
         assert!(shouting("注文の確認 ORDER").is_none());
+        assert!(caps_words("Your IKEA and LEGO order from BOSCH").is_empty());
     }
 
     #[test]
