@@ -6,14 +6,10 @@ use mailguard_core::status::{transition, Event, Status};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::db::Store;
-use crate::error::StoreError;
+use crate::error::{sql_in, StoreError};
 use crate::ledger;
 use crate::model::{Change, Snapshot, TransitionRecord};
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 impl Store {
     /// Operator `block`: active/force → inactive; queued mail is held.
@@ -46,6 +42,7 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<Change> {
+        let sql = sql_in("applying an operator action");
         let actor = format!("operator:{actor}");
         self.write(|tx| {
             let from = ledger::ensure_account(tx, account, now)?;
@@ -71,6 +68,7 @@ impl Store {
         address: Option<&str>,
         now: Timestamp,
     ) -> Result<()> {
+        let sql = sql_in("setting the report-to address");
         self.write(|tx| {
             ledger::ensure_account(tx, account, now)?;
             tx.execute(
@@ -85,6 +83,7 @@ impl Store {
     /// The account's status, counters, queue, limits and mode. An account never seen is
     /// reported as active with zero counters (nothing is written).
     pub fn status_snapshot(&mut self, account: &str, now: Timestamp) -> Result<Snapshot> {
+        let sql = sql_in("reading the account's status");
         self.read(|tx| {
             type Row = (String, i64, Option<String>, String, String, i64, i64, i64);
             let row: Option<Row> = tx
@@ -164,6 +163,7 @@ impl Store {
 
     /// Every recorded transition of the account, oldest first.
     pub fn transitions(&mut self, account: &str) -> Result<Vec<TransitionRecord>> {
+        let sql = sql_in("reading the account's transitions");
         self.read(|tx| {
             let mut st = tx
                 .prepare(
@@ -211,6 +211,7 @@ impl Store {
 }
 
 pub(crate) fn accounts(tx: &Transaction<'_>) -> Result<Vec<String>> {
+    let sql = sql_in("listing the accounts");
     let mut st = tx
         .prepare("SELECT account FROM accounts ORDER BY account")
         .map_err(sql)?;

@@ -8,15 +8,11 @@ use mailguard_core::status::Status;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::db::Store;
-use crate::error::StoreError;
+use crate::error::{sql_in, StoreError};
 use crate::ledger::{self, Count};
 use crate::model::{Failure, MessageId};
 use crate::queue::parse_recipients;
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 /// How a bounce was matched to its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +52,7 @@ impl Store {
         recipients: &[&str],
         since: Timestamp,
     ) -> Result<Option<BounceMatch>> {
+        let sql = sql_in("matching a bounce to its message");
         let wanted: Vec<String> = recipients
             .iter()
             .map(|r| r.trim().trim_matches(['<', '>']).to_ascii_lowercase())
@@ -117,6 +114,7 @@ impl Store {
         failure: &Failure,
         now: Timestamp,
     ) -> Result<BounceRecord> {
+        let sql = sql_in("recording a bounce");
         self.write(|tx| {
             let (account, origin): (String, String) = tx
                 .query_row("SELECT account, origin FROM messages WHERE id = ?1", [id.0], |r| {

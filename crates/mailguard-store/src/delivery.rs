@@ -9,15 +9,11 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
 
 use crate::db::{Durability, Store};
-use crate::error::StoreError;
+use crate::error::sql_in;
 use crate::ledger::{self, Count, Sql};
 use crate::model::{DeliveryRecord, Failure, MessageId, Outcome, Plan, Recorded, Split};
 use crate::queue::parse_recipients;
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 impl Store {
     /// Records how a delivery attempt of message `id` ended, in one transaction:
@@ -43,6 +39,7 @@ impl Store {
         plan: &Plan,
         now: Timestamp,
     ) -> Result<Recorded> {
+        let sql = sql_in("recording a delivery's outcome");
         let outcome = &plan.outcome;
         // Relaxed: a delivery record lost in a power failure leaves the message
         // claimed; its lease runs out and it is delivered again (twice, never zero).
@@ -251,6 +248,7 @@ pub(crate) fn bounce_check(
     mode: Mode,
     now: Timestamp,
 ) -> Result<Option<account::Trip>> {
+    let sql = sql_in("checking the bounce ratio");
     if !status.is_green() {
         return Ok(None);
     }
@@ -326,6 +324,8 @@ mod tests {
             .record_delivery(id, &sent_and_split("late@example.org"), T0)
             .unwrap_err();
         assert!(err.to_string().contains("refused by the test"), "{err}");
+        assert!(matches!(err, crate::StoreError::Sql { .. }), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some());
         // Neither landed: no new message, the original still waits with its body.
         let q = s.queue_list(None).unwrap();
         assert_eq!(q.len(), 1);

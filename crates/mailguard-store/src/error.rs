@@ -34,6 +34,12 @@ pub enum StoreError {
     NoSuchMessage(MessageId),
     /// The status machine refused an operator action.
     Refused { account: String, refusal: Refusal },
+    /// An SQL statement failed while the store was doing `context` (e.g. "recording a
+    /// delivery's outcome"). Transient when SQLite was busy or locked.
+    Sql {
+        context: String,
+        source: rusqlite::Error,
+    },
     /// Something stored does not parse (a status, a limits text): the database was edited
     /// by hand or by a newer version.
     BadData(String),
@@ -42,11 +48,35 @@ pub enum StoreError {
 impl StoreError {
     /// Will retrying later (without operator action) plausibly succeed?
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db { .. } | StoreError::QueueFull { .. } | StoreError::DiskReserve { .. }
-        )
+        match self {
+            StoreError::Db { .. }
+            | StoreError::QueueFull { .. }
+            | StoreError::DiskReserve { .. } => true,
+            StoreError::Sql { source, .. } => is_busy(source),
+            _ => false,
+        }
     }
+
+    /// An SQL error with what the store was doing when it happened.
+    pub(crate) fn sql(context: impl Into<String>, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// SQLite was busy or locked (another writer held the database past the busy timeout).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// `map_err(sql_in("what the store was doing"))`: an SQL error as [`StoreError::Sql`].
+pub(crate) fn sql_in(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::sql(context, source)
 }
 
 impl fmt::Display for StoreError {
@@ -81,6 +111,9 @@ impl fmt::Display for StoreError {
             ),
             StoreError::NoSuchMessage(id) => write!(f, "no message {id} in the queue"),
             StoreError::Refused { account, refusal } => write!(f, "account {account}: {refusal}"),
+            StoreError::Sql { context, source } => {
+                write!(f, "state database: {context}: {source}")
+            }
             StoreError::BadData(what) => write!(f, "unreadable data in the state database: {what}"),
         }
     }
@@ -89,8 +122,36 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Db { source, .. } => Some(source),
+            StoreError::Db { source, .. } | StoreError::Sql { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn sql_errors_keep_their_cause_and_say_what_the_store_was_doing() {
+        let e = StoreError::sql("claiming due messages", failure(rusqlite::ffi::SQLITE_BUSY));
+        let text = e.to_string();
+        assert!(text.contains("claiming due messages"), "{text}");
+        assert!(text.contains("database is locked"), "{text}");
+        let cause = e.source().expect("the SQL error");
+        assert!(matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(..))
+        ));
+        assert!(e.is_transient());
+        assert!(StoreError::sql("x", failure(rusqlite::ffi::SQLITE_LOCKED)).is_transient());
+        let corrupt = StoreError::sql("x", failure(rusqlite::ffi::SQLITE_CORRUPT));
+        assert!(!corrupt.is_transient());
+        assert!(!StoreError::sql("x", rusqlite::Error::QueryReturnedNoRows).is_transient());
     }
 }

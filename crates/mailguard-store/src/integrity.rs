@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::accounts;
 use crate::db::Store;
-use crate::error::StoreError;
+use crate::error::sql_in;
 use crate::ledger::Count;
 use crate::model::MessageState;
 use crate::Result;
@@ -26,10 +26,6 @@ impl IntegrityReport {
     }
 }
 
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
-
 impl Store {
     /// Verifies, in one read snapshot:
     /// - `PRAGMA integrity_check` is `ok`;
@@ -41,6 +37,7 @@ impl Store {
     /// - every message has a known state, and every waiting message's body matches its
     ///   checksum (a mismatch is reported; `due` quarantines it when it comes up).
     pub fn check_integrity(&mut self) -> Result<IntegrityReport> {
+        let sql = sql_in("checking integrity");
         self.read(|tx| {
             let mut report = IntegrityReport::default();
             let verdicts: Vec<String> = {

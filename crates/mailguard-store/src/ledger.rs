@@ -97,7 +97,7 @@ pub(crate) fn ensure_account(
     account: &str,
     now: Timestamp,
 ) -> crate::Result<Status> {
-    let db = |e| StoreError::BadData(format!("account {account}: {e}"));
+    let db = |e| StoreError::sql(format!("creating or reading account {account}"), e);
     tx.execute(
         "INSERT INTO accounts (account, status, since, created) VALUES (?1, 'active', ?2, ?2)
          ON CONFLICT (account) DO NOTHING",
@@ -125,7 +125,7 @@ pub(crate) fn status_of(tx: &Transaction<'_>, account: &str) -> crate::Result<Op
             |r| r.get(0),
         )
         .optional()
-        .map_err(|e| StoreError::BadData(format!("account {account}: {e}")))?;
+        .map_err(|e| StoreError::sql(format!("reading the status of account {account}"), e))?;
     s.map(|s| {
         s.parse()
             .map_err(|e| StoreError::BadData(format!("account {account}: {e}")))
@@ -158,7 +158,7 @@ pub(crate) fn stored_limits(tx: &Transaction<'_>, account: &str) -> crate::Resul
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
-        .map_err(|e| StoreError::BadData(e.to_string()))?;
+        .map_err(|e| StoreError::sql(format!("reading the limits of account {account}"), e))?;
     let Some((limits, mode)) = row else {
         return Ok((Limits::default(), Mode::Enforce));
     };

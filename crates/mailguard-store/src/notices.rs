@@ -10,12 +10,8 @@ use mailguard_core::status::Status;
 use rusqlite::{params, Transaction};
 
 use crate::db::Store;
-use crate::error::StoreError;
+use crate::error::{sql_in, StoreError};
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 const NOTICES_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS runner_notices (
@@ -27,6 +23,7 @@ CREATE TABLE IF NOT EXISTS runner_notices (
 ";
 
 fn tables(tx: &Transaction<'_>) -> Result<()> {
+    let sql = sql_in("creating the notices table");
     tx.execute_batch(NOTICES_TABLE).map_err(sql)
 }
 
@@ -54,6 +51,7 @@ impl Store {
     /// Rule transitions to a red status since `since` (applied, not observe-mode) whose
     /// notice has not been handled yet, oldest first.
     pub fn pending_notices(&mut self, since: Timestamp) -> Result<Vec<NoticeDue>> {
+        let sql = sql_in("reading the pending notices");
         self.write(|tx| {
             tables(tx)?;
             let mut st = tx
@@ -115,6 +113,7 @@ impl Store {
         outcome: &str,
         now: Timestamp,
     ) -> Result<()> {
+        let sql = sql_in("recording a notice as handled");
         self.write(|tx| {
             tables(tx)?;
             tx.execute(

@@ -10,13 +10,9 @@ use rusqlite::params;
 use serde_json::Value;
 
 use crate::db::Store;
-use crate::error::StoreError;
+use crate::error::sql_in;
 use crate::model::{DayStats, ErrorEntry, MessageId, Origin};
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 /// Which messages [`Store::origins_between`] looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +45,7 @@ impl Store {
     /// The per-day counters of the last `days` days up to `now`'s day, oldest first,
     /// with days without mail as zeros.
     pub fn history(&mut self, account: &str, days: u32, now: Timestamp) -> Result<Vec<DayStats>> {
+        let sql = sql_in("reading the account's history");
         let today = now.day();
         let first = Day(today.0 - days.saturating_sub(1) as i32);
         let stored: Vec<(String, DayStats)> = self.read(|tx| {
@@ -98,6 +95,7 @@ impl Store {
 
     /// The error log, newest first.
     pub fn errors(&mut self, account: &str, limit: u32, offset: u32) -> Result<Vec<ErrorEntry>> {
+        let sql = sql_in("reading the error log");
         self.read(|tx| {
             let mut st = tx
                 .prepare(
@@ -115,6 +113,7 @@ impl Store {
     /// How many entries the account's error log holds (the total behind
     /// [`Store::errors`]' pages).
     pub fn errors_count(&mut self, account: &str) -> Result<u64> {
+        let sql = sql_in("counting the error log");
         self.read(|tx| {
             tx.query_row(
                 "SELECT count(*) FROM errors WHERE account = ?1",
@@ -128,6 +127,7 @@ impl Store {
 
     /// The error log entries of one UTC day, oldest first.
     pub fn errors_on(&mut self, account: &str, day: Day) -> Result<Vec<ErrorEntry>> {
+        let sql = sql_in("reading one day's error log");
         let (from, until) = (day.start().0, Day(day.0 + 1).start().0);
         self.read(|tx| {
             let mut st = tx
@@ -152,6 +152,7 @@ impl Store {
         since: Timestamp,
         limit: u32,
     ) -> Result<Vec<ScriptActivity>> {
+        let sql = sql_in("reading the scripts that sent mail");
         self.read(|tx| {
             let mut st = tx
                 .prepare(
@@ -202,6 +203,7 @@ impl Store {
         until: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Origin, u64)>> {
+        let sql = sql_in("reading the origins of recent mail");
         let query = match source {
             OriginSource::Accepted => {
                 "SELECT origin FROM messages WHERE account = ?1 AND created >= ?2 AND created <= ?3

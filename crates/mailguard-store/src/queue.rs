@@ -16,17 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{Store, SENDING_LEASE};
 use crate::delivery::expire;
-use crate::error::StoreError;
+use crate::error::{sql_in, StoreError};
 use crate::ledger::{self, Sql, LOG_RELEASED};
 use crate::model::{
     Claimed, DueReport, Failure, MessageId, MessageState, Origin, QueueEntry, QueueMessage,
     SpamSummary,
 };
 use crate::Result;
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    StoreError::BadData(e.to_string())
-}
 
 const CLAIMS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS runner_claims (
@@ -37,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runner_claims (
 ";
 
 fn tables(tx: &Transaction<'_>) -> Result<()> {
+    let sql = sql_in("creating the claims table");
     tx.execute_batch(CLAIMS_TABLE).map_err(sql)
 }
 
@@ -76,6 +73,7 @@ impl Store {
     /// time their window frees). Each claimed body is verified against its checksum; a
     /// mismatch is quarantined, never returned.
     pub fn due(&mut self, now: Timestamp, max: usize) -> Result<DueReport> {
+        let sql = sql_in("claiming due messages");
         self.write(|tx| {
             let mut report = DueReport {
                 expired: expire_due(tx, now).map_err(sql)?,
@@ -145,6 +143,7 @@ impl Store {
     /// Messages due now (queued, next attempt reached, green account) or whose sending
     /// lease ran out: what a runner pass would try, before quota deferrals. For progress.
     pub fn count_due(&mut self, now: Timestamp) -> Result<u64> {
+        let sql = sql_in("counting due messages");
         self.read(|tx| {
             tx.query_row(
                 "SELECT count(*) FROM messages m JOIN accounts a ON a.account = m.account
@@ -167,6 +166,7 @@ impl Store {
         pid: u32,
         now: Timestamp,
     ) -> Result<()> {
+        let sql = sql_in("recording the runner's claims");
         self.write(|tx| {
             tables(tx)?;
             tx.execute(
@@ -192,6 +192,7 @@ impl Store {
     /// runner lock), so no live runner's claim is taken; claims of PHP workers (not in
     /// this table) wait for their lease as before. Returns how many were given back.
     pub fn release_runner_claims(&mut self, now: Timestamp) -> Result<u64> {
+        let sql = sql_in("giving back the runner's claims");
         self.write(|tx| {
             tables(tx)?;
             let n = tx
@@ -212,6 +213,7 @@ impl Store {
     /// without counting an attempt: the worker leaves its delivery to the runner
     /// (`mailguard.transport = runner`). A message no longer `sending` is left alone.
     pub fn release_claim(&mut self, id: MessageId, now: Timestamp) -> Result<bool> {
+        let sql = sql_in("giving back a claimed message");
         self.write(|tx| {
             let n = tx
                 .execute(
@@ -228,6 +230,7 @@ impl Store {
     /// its state directory, so anything still `sending` was under way when a daemon
     /// stopped, and must not wait for its lease to run out.
     pub fn release_all_claims(&mut self, now: Timestamp) -> Result<u64> {
+        let sql = sql_in("giving back every claimed message");
         self.write(|tx| {
             tables(tx)?;
             let n = tx
@@ -244,6 +247,7 @@ impl Store {
     /// Messages still in the queue (waiting, quarantined, refused as spam), or of one
     /// account, oldest first.
     pub fn queue_list(&mut self, account: Option<&str>) -> Result<Vec<QueueEntry>> {
+        let sql = sql_in("listing the queue");
         self.read(|tx| {
             let mut st = tx
                 .prepare(&format!(
@@ -260,6 +264,7 @@ impl Store {
 
     /// One message in full, with its checksum verified.
     pub fn queue_show(&mut self, id: MessageId) -> Result<QueueMessage> {
+        let sql = sql_in("reading a queued message");
         self.read(|tx| {
             let row = tx
                 .query_row(
@@ -298,6 +303,7 @@ impl Store {
     /// Deletes one message (any state: the operator's explicit decision, also for a
     /// quarantined one). Counters are not touched: a deleted message was never sent.
     pub fn queue_delete(&mut self, id: MessageId) -> Result<QueueEntry> {
+        let sql = sql_in("deleting a queued message");
         self.write(|tx| {
             let e = tx
                 .query_row(
