@@ -7,12 +7,15 @@ use std::io::{Read, Write};
 
 use mailguard_core::spam::{self, Level, SpamContext, Thresholds};
 
-const USAGE: &str = "usage: mailguard check [--origin PHP_FILE] [--eval] \
+const USAGE: &str = "usage: mailguard check [--explain] [--origin PHP_FILE] [--eval] [--recent] \
 [--suspicious N] [--refuse N] FILE.eml|-
 
 Scores one message (as PHP's mail() hands it to sendmail) with the spam rules.
   --origin PHP_FILE   the script that sent it (hosting signal: uploads/hidden folders)
+  --explain           also show how each MIME part was decoded and which rule groups read
+                      it, the repairs made before parsing, and each hit rule's group and meaning
   --eval              the message was sent from eval()'d code
+  --recent            the sending script was modified in the last 24 hours
   --suspicious N      suspicious threshold (default 4.0)
   --refuse N          refuse threshold (default 6.0)
 Exit status: 0 ham or suspicious, 1 refuse, 2 usage or read error.";
@@ -38,6 +41,7 @@ fn run_with(
     let mut ctx = SpamContext::default();
     let mut th = Thresholds::default();
     let mut file: Option<&str> = None;
+    let mut explain = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -46,6 +50,8 @@ fn run_with(
                 return 0;
             }
             "--eval" => ctx.from_eval = true,
+            "--recent" => ctx.origin_modified_recently = true,
+            "--explain" => explain = true,
             "--origin" | "--suspicious" | "--refuse" => {
                 let Some(v) = it.next() else {
                     let _ = writeln!(err, "mailguard check: {a} needs a value\n{USAGE}");
@@ -94,7 +100,36 @@ fn run_with(
         let _ = writeln!(err, "mailguard check: cannot read {file}: {e}");
         return 2;
     }
-    let v = spam::score(&raw, &ctx, &th);
+    let (v, how) = spam::explain(&raw, &ctx, &th);
+    if explain {
+        let _ = writeln!(out, "parts:");
+        if how.parts.is_empty() {
+            let _ = writeln!(out, "  (none: the message could not be parsed)");
+        }
+        for p in &how.parts {
+            let _ = writeln!(
+                out,
+                "  {:<6} {} ({}, {} bytes)\n         decoded: {}\n         read as: {}\n         read by: {}",
+                p.path,
+                p.content_type,
+                p.transfer_encoding,
+                p.bytes,
+                p.decoded,
+                p.read_as,
+                if p.read_by.is_empty() {
+                    "-".to_string()
+                } else {
+                    p.read_by.join(", ")
+                }
+            );
+        }
+        if !how.notes.is_empty() {
+            let _ = writeln!(out, "repairs and damage:");
+            for n in &how.notes {
+                let _ = writeln!(out, "  {n}");
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "score: {:.2} (suspicious at {:.1}, refuse at {:.1})",
@@ -112,6 +147,17 @@ fn run_with(
                 h.points,
                 h.reason
             );
+            if explain {
+                let _ = writeln!(
+                    out,
+                    "  {:<24} {:>4}  [{} group, weight {:.2}] {}",
+                    "",
+                    "",
+                    h.rule.group().as_str(),
+                    h.rule.weight(),
+                    h.rule.description()
+                );
+            }
         }
     }
     let _ = writeln!(out, "verdict: {}", v.level);
@@ -157,6 +203,22 @@ mod tests {
         assert!(out.contains("eval-origin"), "{out}");
         assert!(out.contains("suspicious-script-path"), "{out}");
         assert!(out.contains("verdict: refuse"), "{out}");
+    }
+
+    #[test]
+    fn explain_shows_parts_and_decoding() {
+        let msg = b"To: a@example.com\r\nSubject: Notice\r\nDate: Mon, 6 May 2024 10:00:00 UT\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nPHA+aGVsbG8g!d29ybGQ8L3A+\r\n";
+        let (code, out, _) = check(&["--explain", "-"], msg);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("parts:"), "{out}");
+        assert!(out.contains("text/html (base64"), "{out}");
+        assert!(out.contains("lenient base64 fallback"), "{out}");
+        assert!(out.contains("read by: body, links"), "{out}");
+        assert!(out.contains("date zone 'UT'"), "{out}");
+        assert!(out.contains("never closed"), "{out}");
+        assert!(out.contains("[mime group, weight"), "{out}");
     }
 
     #[test]
