@@ -153,8 +153,8 @@ impl Pool {
         let (done_tx, done) = mpsc::channel();
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
-            let mut transport =
-                mailguard_transport::from_config(config).map_err(|e| e.to_string())?;
+            let mut transport = mailguard_transport::from_config_reusing_sessions(config)
+                .map_err(|e| e.to_string())?;
             let queue = Arc::clone(&queue);
             let done_tx = done_tx.clone();
             let t = std::thread::Builder::new()

@@ -12,6 +12,30 @@ fn state_of(state: &State, id: mailguard_store::MessageId) -> mailguard_store::Q
 }
 
 #[test]
+fn a_worker_keeps_its_session_for_the_next_message() {
+    let server = Server::start("reuse", "implicit", "good", &[]);
+    let state = State::new("reuse");
+    let l = limits("0.1/20/24h");
+    for n in 0..5 {
+        state.submit_due(
+            "shop",
+            &l,
+            &["customer@example.org"],
+            &message("shop", n, "customer@example.org"),
+        );
+    }
+    // One worker: the five go one after another over one TLS session (RSET between).
+    let config = server.config(&state.dir, "[runner]\nconcurrency = 1");
+    let out = run_once(&state, &config);
+    assert!(out.contains("sent 5,"), "{out}");
+    let got = server.messages();
+    assert_eq!(got.len(), 5, "{out}");
+    let conns: std::collections::BTreeSet<String> =
+        got.iter().map(|(_, env)| env["conn"].to_string()).collect();
+    assert_eq!(conns.len(), 1, "one session for all five: {conns:?}");
+}
+
+#[test]
 fn implicit_tls_delivers_byte_exact_and_counts() {
     let server = Server::start("implicit", "implicit", "good", &[]);
     let state = State::new("implicit");
@@ -30,8 +54,11 @@ fn implicit_tls_delivers_byte_exact_and_counts() {
         "{out}"
     );
 
-    let got = server.messages();
+    let mut got = server.messages();
     assert_eq!(got.len(), 3, "{out}");
+    // Delivered in parallel: they may arrive in any order.
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    raws.sort();
     for (i, (eml, env)) in got.iter().enumerate() {
         assert_eq!(eml, &raws[i], "message {i} must arrive byte for byte");
         assert_eq!(env["mail_from"], "www@shop.example");
@@ -327,7 +354,9 @@ fn bounce_ratio_trip_sends_one_notice() {
             )
         })
         .collect();
-    let config = server.config(&state.dir, "");
+    // One delivery at a time: with N in parallel, up to N-1 messages already handed to
+    // the relay when the account turns red still complete.
+    let config = server.config(&state.dir, "[runner]\nconcurrency = 1");
     let out = run_once(&state, &config);
     assert!(out.contains("notices 1"), "{out}");
 

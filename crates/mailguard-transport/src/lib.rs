@@ -58,6 +58,17 @@ pub trait Transport {
     ) -> Result<Delivered, DeliveryError>;
 }
 
+/// The transport of a runner's delivery worker: as [`from_config`], with SMTP sessions
+/// kept open between messages ([`SmtpTransport::reusing_sessions`]).
+pub fn from_config_reusing_sessions(
+    config: &TransportConfig,
+) -> Result<Box<dyn Transport + Send>, ConfigError> {
+    Ok(match &config.method {
+        Method::Smtp(smtp) => Box::new(SmtpTransport::new(smtp)?.reusing_sessions()),
+        Method::Sendmail { .. } => from_config(config)?,
+    })
+}
+
 /// The transport a validated config asks for. Builds TLS settings; connects nothing.
 pub fn from_config(config: &TransportConfig) -> Result<Box<dyn Transport + Send>, ConfigError> {
     Ok(match &config.method {

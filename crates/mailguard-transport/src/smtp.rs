@@ -13,14 +13,14 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lettre::address::Address;
 use lettre::transport::smtp::authentication::{Credentials as LettreCredentials, Mechanism};
 use lettre::transport::smtp::client::{
     Certificate, CertificateStore, SmtpConnection, TlsParameters, TlsParametersBuilder,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::Error as SmtpError;
 
@@ -37,7 +37,29 @@ pub struct SmtpTransport {
     credentials: Option<LettreCredentials>,
     client_id: ClientId,
     timeouts: Timeouts,
+    /// Keep the session open between messages (RSET before the next one); off by
+    /// default: a PHP worker's immediate attempt closes its session at once.
+    reuse: bool,
+    session: Option<Session>,
 }
+
+/// An open session kept for the next message.
+struct Session {
+    conn: SmtpConnection,
+    opened: Instant,
+    last_used: Instant,
+    messages: u32,
+}
+
+/// How long a kept session may sit idle (Postfix's `smtp_connection_cache_time_limit`
+/// is 2 s; relays commonly time idle clients out after 30 s or more).
+const SESSION_IDLE: Duration = Duration::from_secs(5);
+/// How long one session may be reused in all (Postfix's `smtp_connection_reuse_time_limit`).
+const SESSION_AGE: Duration = Duration::from_secs(300);
+/// Messages per session before a fresh connection.
+const SESSION_MESSAGES: u32 = 100;
+/// The RSET that checks a kept session is answered quickly or the session is dropped.
+const RSET_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for SmtpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +110,40 @@ impl SmtpTransport {
                 .map(|c| LettreCredentials::new(c.username.clone(), c.password.clone())),
             client_id,
             timeouts: config.timeouts,
+            reuse: false,
+            session: None,
         })
+    }
+
+    /// Keeps sessions open between messages: up to 100 messages or 300 s per session,
+    /// idle at most 5 s, an RSET before each further message (dropped and reconnected
+    /// when the RSET fails). For the runner's workers, which send message after message.
+    pub fn reusing_sessions(mut self) -> SmtpTransport {
+        self.reuse = true;
+        self
+    }
+
+    /// A kept session that is still fresh and answers RSET, or a new one.
+    fn session(&mut self) -> Result<(SmtpConnection, Instant, u32), DeliveryError> {
+        if let Some(mut s) = self.session.take() {
+            let fresh = s.last_used.elapsed() < SESSION_IDLE
+                && s.opened.elapsed() < SESSION_AGE
+                && s.messages < SESSION_MESSAGES;
+            if fresh
+                && s.conn.set_timeout(Some(RSET_TIMEOUT)).is_ok()
+                && s.conn.command(Rset).is_ok()
+                && s.conn.set_timeout(Some(self.timeouts.command)).is_ok()
+            {
+                return Ok((s.conn, s.opened, s.messages));
+            }
+            if !fresh {
+                // Worn out: say goodbye, without waiting long for the answer. (A fresh
+                // one that failed its RSET was closed by the relay, or is broken.)
+                let _ = s.conn.set_timeout(Some(RSET_TIMEOUT));
+                let _ = s.conn.quit();
+            }
+        }
+        Ok((self.connect()?, Instant::now(), 0))
     }
 
     fn connect(&self) -> Result<SmtpConnection, DeliveryError> {
@@ -218,9 +273,8 @@ impl SmtpTransport {
         let reply = conn
             .message(&body)
             .map_err(|e| map_error(e, Stage::Message))?;
-        // Delivered: whatever happens to QUIT no longer matters.
+        // Delivered: whatever happens to QUIT (or the session kept) no longer matters.
         let _ = set_timeout(conn, self.timeouts.command, Stage::Message);
-        let _ = conn.quit();
         Ok(Delivered {
             accepted,
             refused,
@@ -248,10 +302,21 @@ impl Transport for SmtpTransport {
                 "no recipients",
             ));
         }
-        let mut conn = self.connect()?;
+        let (mut conn, opened, messages) = self.session()?;
         let result = self.transaction(&mut conn, envelope_from, recipients, raw);
-        if let Err(e) = &result {
-            close(&mut conn, e);
+        match &result {
+            Ok(_) if self.reuse => {
+                self.session = Some(Session {
+                    conn,
+                    opened,
+                    last_used: Instant::now(),
+                    messages: messages + 1,
+                });
+            }
+            Ok(_) => {
+                let _ = conn.quit();
+            }
+            Err(e) => close(&mut conn, e),
         }
         result
     }

@@ -226,6 +226,7 @@ impl State {
             request_uri: Some("/contact".into()),
             client_ip: Some("203.0.113.5".into()),
             sapi: Some("web".into()),
+            ..Origin::default()
         };
         self.store()
             .submit(
