@@ -26,7 +26,9 @@ pub const SENDING_LEASE: Duration = Duration::from_secs(30 * 60);
 /// How long a writer waits for the database before giving up (the caller then refuses
 /// the message with a temporary error rather than block a PHP request for longer).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this binary creates and understands (`PRAGMA user_version`): the
+/// last of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The wall clock as a [`Timestamp`]: the one place the store reads the time for callers
 /// that have no clock of their own.
@@ -208,6 +210,12 @@ impl Store {
         Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
     }
 
+    /// The schema version of the database (`PRAGMA user_version`): [`SCHEMA_VERSION`]
+    /// once opened by this binary.
+    pub fn schema_version(&self) -> Result<i64> {
+        user_version(&self.conn).map_err(|e| self.db_err(e))
+    }
+
     /// Folds the WAL back into the database (the runner calls this now and then, so that
     /// long readers cannot make the WAL grow without bound).
     pub fn checkpoint(&mut self) -> Result<()> {
@@ -311,7 +319,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     // 512 KiB of page cache instead of SQLite's 2 MB: the connection lives in every
     // php-fpm worker, and the hot pages of one submit are few.
     conn.pragma_update(None, "cache_size", -512).map_err(err)?;
-    migrate(&conn).map_err(err)?;
+    migrate(&conn, path)?;
     if !existed {
         // The database file's directory entry (SQLite syncs the WAL's own entry).
         if let Some(dir) = path.parent() {
@@ -323,25 +331,75 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
+/// Brings the database to [`SCHEMA_VERSION`], applying the missing [`MIGRATIONS`] in
+/// order in one transaction. A database of a newer schema is refused, never touched.
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let err = |source| StoreError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version = user_version(conn).map_err(err)?;
+    not_newer(path, version)?;
+    if version == SCHEMA_VERSION {
         return Ok(());
     }
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    // Another process may have migrated while we waited for the lock.
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let steps = [(1, SCHEMA), (2, QUEUE_TOTALS)];
-    for (to, sql) in steps {
-        if version < to {
-            if let Err(e) = conn.execute_batch(sql) {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    let applied = (|| {
+        // Another process may have migrated while we waited for the lock.
+        let version = user_version(conn).map_err(err)?;
+        not_newer(path, version)?;
+        for &(to, sql) in MIGRATIONS {
+            if version < to {
+                conn.execute_batch(sql).map_err(err)?;
+                conn.pragma_update(None, "user_version", to).map_err(err)?;
             }
         }
+        Ok(())
+    })();
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    conn.execute_batch("COMMIT")
 }
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+fn not_newer(path: &Path, found: i64) -> Result<()> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The whole schema, in order: `(version, sql)` brings a database of the version before
+/// to `version`. Append only; a released step is never edited.
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, QUEUE_TOTALS), (3, RUNNER_TABLES)];
+
+/// Version 3: the runner's claims (messages it claimed and has not recorded yet, given
+/// back after a crash) and the notices of rule trips already handled (never sent twice).
+/// `IF NOT EXISTS`: earlier versions created them on first use.
+const RUNNER_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS runner_claims (
+    message_id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runner_notices (
+    transition_id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+);
+";
 
 /// Version 2: the size of the waiting queue (queued, held, sending), kept by triggers
 /// in the same transaction as every change of a message, so the queue cap is checked
@@ -374,12 +432,11 @@ BEGIN
                       + (CASE WHEN NEW.state IN ('queued', 'held', 'sending') THEN NEW.size ELSE 0 END)
     WHERE id = 1;
 END;
-PRAGMA user_version = 2;
 ";
 
 /// Version 1. Counters (`accounts.*_total`, `daily`) are kept in step with `ledger` in
 /// the same transactions; `check_integrity` verifies they agree.
-const SCHEMA: &str = "
+const SCHEMA_V1: &str = "
 CREATE TABLE accounts (
     account TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -464,5 +521,81 @@ CREATE TABLE errors (
     origin TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX errors_account ON errors(account, time);
-PRAGMA user_version = 1;
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(store: &Store) -> Connection {
+        Connection::open(store.db_path()).unwrap()
+    }
+
+    #[test]
+    fn a_new_database_has_every_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 3);
+        let tables: i64 = raw(&store)
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                 AND name IN ('runner_claims', 'runner_notices', 'queue_totals', 'messages')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 4);
+    }
+
+    #[test]
+    fn an_older_database_is_migrated_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // As version 2 left it: no runner tables (they were created on first use).
+        raw(&store)
+            .execute_batch(
+                "DROP TABLE runner_claims; DROP TABLE runner_notices; PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store
+            .note_runner_claims(&[], 1, Timestamp(1_750_000_000_000))
+            .unwrap();
+        assert!(store.pending_notices(Timestamp(0)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_database_of_a_newer_mailguard_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let newer = SCHEMA_VERSION + 1;
+        raw(&store)
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        drop(store);
+        let err = match Store::open(dir.path()) {
+            Err(e) => e,
+            Ok(_) => panic!("opened a database of schema {newer}"),
+        };
+        assert!(matches!(err, StoreError::SchemaTooNew { found, known, .. }
+            if found == newer && known == SCHEMA_VERSION));
+        assert!(!err.is_transient());
+        let text = err.to_string();
+        let file = dir.path().join(DB_FILE);
+        assert!(text.contains(&file.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!(
+                "created by a newer mailguard (schema {newer}, this binary knows {SCHEMA_VERSION}); upgrade mailguard"
+            )),
+            "{text}"
+        );
+        let version: i64 = Connection::open(&file)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, newer);
+    }
+}

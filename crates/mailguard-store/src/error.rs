@@ -30,6 +30,13 @@ pub enum StoreError {
         free_bytes: u64,
         reserve_bytes: u64,
     },
+    /// The database at `path` has schema version `found`, newer than the `known` last
+    /// one of this binary: it was created or migrated by a newer mailguard.
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     /// No message with this id.
     NoSuchMessage(MessageId),
     /// The status machine refused an operator action.
@@ -107,6 +114,11 @@ impl fmt::Display for StoreError {
             } => write!(
                 f,
                 "not enough free disk space for the mail queue in {} ({free_bytes} bytes free, {reserve_bytes} bytes must stay free)",
+                path.display()
+            ),
+            StoreError::SchemaTooNew { path, found, known } => write!(
+                f,
+                "state database {} was created by a newer mailguard (schema {found}, this binary knows {known}); upgrade mailguard",
                 path.display()
             ),
             StoreError::NoSuchMessage(id) => write!(f, "no message {id} in the queue"),

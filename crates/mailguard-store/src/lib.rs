@@ -39,14 +39,14 @@ mod submit;
 #[cfg(test)]
 mod testing;
 
-pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SENDING_LEASE};
+pub use bounces::{BounceMatch, BounceRecord, MatchedBy};
+pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SCHEMA_VERSION, SENDING_LEASE};
 pub use error::StoreError;
 pub use integrity::IntegrityReport;
 pub use model::*;
-pub use submit::Entry;
-pub use bounces::{BounceMatch, BounceRecord, MatchedBy};
 pub use notices::NoticeDue;
 pub use queries::{OriginSource, ScriptActivity};
+pub use submit::Entry;
 
 pub use mailguard_core::account::Action;
 pub use mailguard_core::limits::{Limits, Mode};

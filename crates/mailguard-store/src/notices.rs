@@ -2,30 +2,16 @@
 //! account's report-to address, and how each was handled (so a restart never sends one
 //! twice).
 //!
-//! One small table of its own, created on first use: `runner_notices` (rule transitions
-//! whose notice was handled).
+//! Its own table `runner_notices` (schema version 3): rule transitions whose notice was
+//! handled.
 
 use mailguard_core::rate::Timestamp;
 use mailguard_core::status::Status;
-use rusqlite::{params, Transaction};
+use rusqlite::params;
 
 use crate::db::Store;
 use crate::error::{sql_in, StoreError};
 use crate::Result;
-
-const NOTICES_TABLE: &str = "
-CREATE TABLE IF NOT EXISTS runner_notices (
-    transition_id INTEGER PRIMARY KEY,
-    account TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    outcome TEXT NOT NULL
-);
-";
-
-fn tables(tx: &Transaction<'_>) -> Result<()> {
-    let sql = sql_in("creating the notices table");
-    tx.execute_batch(NOTICES_TABLE).map_err(sql)
-}
 
 /// A rule transition to red whose notice has not been handled yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +38,7 @@ impl Store {
     /// notice has not been handled yet, oldest first.
     pub fn pending_notices(&mut self, since: Timestamp) -> Result<Vec<NoticeDue>> {
         let sql = sql_in("reading the pending notices");
-        self.write(|tx| {
-            tables(tx)?;
+        self.read(|tx| {
             let mut st = tx
                 .prepare(
                     "SELECT t.id, t.account, t.time, t.from_status, t.to_status, t.reason, t.actor, t.detail,
@@ -115,7 +100,6 @@ impl Store {
     ) -> Result<()> {
         let sql = sql_in("recording a notice as handled");
         self.write(|tx| {
-            tables(tx)?;
             tx.execute(
                 "INSERT OR REPLACE INTO runner_notices (transition_id, account, time, outcome) VALUES (?1, ?2, ?3, ?4)",
                 params![transition_id, account, now.0, outcome],

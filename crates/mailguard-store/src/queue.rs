@@ -3,8 +3,8 @@
 //! its deliverer dies or leaves it, and the operator's view of the queue (list, show,
 //! delete).
 //!
-//! One small table of its own, created on first use: `runner_claims` (messages the
-//! runner claimed and has not recorded yet).
+//! Its own table `runner_claims` (schema version 3): messages the runner claimed and
+//! has not recorded yet.
 
 use std::collections::HashMap;
 
@@ -23,19 +23,6 @@ use crate::model::{
     SpamSummary,
 };
 use crate::Result;
-
-const CLAIMS_TABLE: &str = "
-CREATE TABLE IF NOT EXISTS runner_claims (
-    message_id INTEGER PRIMARY KEY,
-    pid INTEGER NOT NULL,
-    time INTEGER NOT NULL
-);
-";
-
-fn tables(tx: &Transaction<'_>) -> Result<()> {
-    let sql = sql_in("creating the claims table");
-    tx.execute_batch(CLAIMS_TABLE).map_err(sql)
-}
 
 /// How a claimed message goes back to the queue (`?1` = now): due at once, held if
 /// its account turned red meanwhile, no lease, no attempt counted.
@@ -168,7 +155,6 @@ impl Store {
     ) -> Result<()> {
         let sql = sql_in("recording the runner's claims");
         self.write(|tx| {
-            tables(tx)?;
             tx.execute(
                 "DELETE FROM runner_claims WHERE message_id NOT IN
                  (SELECT id FROM messages WHERE state = 'sending')",
@@ -194,7 +180,6 @@ impl Store {
     pub fn release_runner_claims(&mut self, now: Timestamp) -> Result<u64> {
         let sql = sql_in("giving back the runner's claims");
         self.write(|tx| {
-            tables(tx)?;
             let n = tx
                 .execute(
                     &format!(
@@ -232,7 +217,6 @@ impl Store {
     pub fn release_all_claims(&mut self, now: Timestamp) -> Result<u64> {
         let sql = sql_in("giving back every claimed message");
         self.write(|tx| {
-            tables(tx)?;
             let n = tx
                 .execute(
                     &format!("UPDATE messages SET {GIVE_BACK} WHERE state = 'sending'"),
