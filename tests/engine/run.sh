@@ -21,6 +21,7 @@ for bin in rspamd spamd; do
 done
 
 tmp=$(mktemp -d /tmp/mailguard-engine.XXXXXX)
+chmod 755 "$tmp"   # the daemons drop to _rspamd / nobody and must reach their dirs
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

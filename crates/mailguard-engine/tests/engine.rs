@@ -41,15 +41,29 @@ fn engines() -> Vec<(&'static str, Engine)> {
     out
 }
 
+/// The address in the first `name:` header of the message, as the envelope would carry it.
+fn header_addr(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let line = head.lines().find(|l| {
+        l.len() > name.len() && l[..name.len() + 1].eq_ignore_ascii_case(&format!("{name}:"))
+    })?;
+    let v = &line[name.len() + 1..];
+    let v = v
+        .rsplit_once('<')
+        .map_or(v, |(_, a)| a.trim_end_matches(['>', ' ']));
+    Some(v.trim().to_string()).filter(|a| a.contains('@'))
+}
+
 fn check(e: &Engine, raw: &[u8]) -> EngineVerdict {
+    // The envelope a relay would give: From and To of the message (a mismatch is rspamd's
+    // FORGED_SENDER / FORGED_RECIPIENTS, which says nothing about the content).
+    let from = header_addr(raw, "From").unwrap_or_else(|| "shop@shop.example".into());
+    let to = header_addr(raw, "To").unwrap_or_else(|| "customer@example.com".into());
     let mut last = None;
     // The first message may meet a worker still loading its rules.
     for _ in 0..3 {
-        match e.check(
-            raw,
-            "shop@shop.example",
-            &["customer@example.com".to_string()],
-        ) {
+        match e.check(raw, &from, std::slice::from_ref(&to)) {
             Ok(v) => return v,
             Err(err) => {
                 last = Some(err);
