@@ -26,6 +26,8 @@ pub struct Config {
     pub batch: usize,
     /// `[runner] concurrency`: deliveries under way at once (default 20).
     pub concurrency: usize,
+    /// `[engine]`: a real spam engine asked about each message before it is relayed.
+    pub engine: Option<mailguard_engine::EngineConfig>,
     /// `[report] from`: the sender of notices and reports (default `mailguard@HOST`).
     pub from: String,
     /// Lines the operator should see at start-up.
@@ -133,6 +135,15 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
             ))
         }
     };
+    let engine = mailguard_engine::EngineConfig::from_toml(&table)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(e) = &engine {
+        notices.push(format!(
+            "mailguard: every message is checked by the spam engine {:?} before it is relayed (engine down: {})",
+            e.kind,
+            e.on_failure.as_str()
+        ));
+    }
     let concurrency = match runner.and_then(|t| t.get("concurrency")) {
         None => 20,
         Some(Value::Integer(n)) if (1..=200).contains(n) => *n as usize,
@@ -156,6 +167,7 @@ pub fn load_config(path: &Path, explicit: bool) -> Result<Config, String> {
         interval,
         batch,
         concurrency,
+        engine,
         from,
         notices,
     })

@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mailguard_engine::{Engine, EngineConfig, EngineVerdict, OnFailure};
 use mailguard_store::{now, Claimed, DeliveryRecord, Failure, Outcome, Store, StoreError};
-use mailguard_transport::{Delivered, DeliveryError, Kind, Transport, TransportConfig};
+use mailguard_transport::{Delivered, DeliveryError, Kind, Plan, Transport, TransportConfig};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::notice::{self, Config};
@@ -125,6 +126,10 @@ struct Tally {
     expired: u64,
     quarantined: u64,
     notices: u64,
+    /// Refused by the spam engine before relaying.
+    engine_refused: u64,
+    /// Relayed on the guide rules alone because the engine could not be asked.
+    engine_unavailable: u64,
 }
 
 impl Tally {
@@ -133,8 +138,38 @@ impl Tally {
     }
 }
 
-/// What a delivery worker hands back: the message and what the transport answered.
-type Attempt = (Claimed, Result<Delivered, DeliveryError>);
+/// What a delivery worker hands back about one message.
+enum Answer {
+    /// What the transport answered (after the spam engine, if any, let it through).
+    Relayed(Result<Delivered, DeliveryError>),
+    /// The spam engine refused it: not relayed.
+    EngineRefused(EngineVerdict),
+    /// The engine could not be asked and `on_failure = "hold"`: tried again later.
+    EngineDown(String),
+}
+
+/// A delivery worker's report: the message, the answer, and a line for the log (the
+/// engine could not be asked and the message went out on the guide rules alone).
+type Attempt = (Claimed, Answer, Option<String>);
+
+/// Asks the engine about `c`; `Err` is the answer that ends the attempt without relaying
+/// (refused, or held for the next attempt when the engine is down and `on_failure` says
+/// hold); `Ok` carries the log line of an engine that could not be asked.
+fn ask_engine(engine: &Engine, c: &Claimed) -> Result<Option<String>, Answer> {
+    match engine.check(&c.raw, &c.envelope_from, &c.recipients) {
+        Ok(v) if v.reject => Err(Answer::EngineRefused(v)),
+        Ok(_) => Ok(None),
+        Err(e) => match engine.config().on_failure {
+            OnFailure::Deliver => Ok(Some(format!(
+                "message {} ({}): spam engine unavailable, relayed on the guide rules alone: {e}",
+                c.id, c.account
+            ))),
+            OnFailure::Hold => Err(Answer::EngineDown(format!(
+                "held for the spam engine, which could not be asked: {e}"
+            ))),
+        },
+    }
+}
 
 /// The delivery workers: each owns a transport (its own SMTP sessions), takes messages
 /// from one shared queue and hands back the transport's answer. Recording stays with the
@@ -147,7 +182,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(size: usize, config: &TransportConfig) -> Result<Pool, String> {
+    fn start(
+        size: usize,
+        config: &TransportConfig,
+        engine: Option<&EngineConfig>,
+    ) -> Result<Pool, String> {
         let (work, queue) = mpsc::channel::<Claimed>();
         let queue = Arc::new(Mutex::new(queue));
         let (done_tx, done) = mpsc::channel();
@@ -157,13 +196,24 @@ impl Pool {
                 .map_err(|e| e.to_string())?;
             let queue = Arc::clone(&queue);
             let done_tx = done_tx.clone();
+            let engine = engine.cloned().map(Engine::new);
             let t = std::thread::Builder::new()
                 .name(format!("deliver-{i}"))
                 .spawn(move || loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok(c) = next else { return };
-                    let result = transport.send(&c.envelope_from, &c.recipients, &c.raw);
-                    if done_tx.send((c, result)).is_err() {
+                    let checked = match &engine {
+                        Some(engine) => ask_engine(engine, &c),
+                        None => Ok(None),
+                    };
+                    let report = match checked {
+                        Ok(note) => {
+                            let result = transport.send(&c.envelope_from, &c.recipients, &c.raw);
+                            (c, Answer::Relayed(result), note)
+                        }
+                        Err(answer) => (c, answer, None),
+                    };
+                    if done_tx.send(report).is_err() {
                         return;
                     }
                 })
@@ -253,7 +303,11 @@ impl Runner {
                 config.concurrency
             );
         }
-        let pool = Pool::start(config.concurrency, &config.transport)?;
+        let pool = Pool::start(
+            config.concurrency,
+            &config.transport,
+            config.engine.as_ref(),
+        )?;
         Ok(Runner {
             store,
             transport,
@@ -297,6 +351,12 @@ impl Runner {
             "sent {}, temporary failures {}, permanent failures {}, expired {}, quarantined {}, notices {}",
             t.sent, t.temp, t.perm, t.expired, t.quarantined, t.notices
         );
+        if self.config.engine.is_some() {
+            println!(
+                "spam engine: refused {}, unavailable (relayed on the guide rules alone) {}",
+                t.engine_refused, t.engine_unavailable
+            );
+        }
         Ok(())
     }
 
@@ -391,11 +451,26 @@ impl Runner {
             if in_flight == 0 {
                 break;
             }
-            let Ok((c, result)) = self.pool.done.recv() else {
+            let Ok((c, answer, note)) = self.pool.done.recv() else {
                 return Err("the delivery workers stopped".into());
             };
             in_flight -= 1;
-            turned_red |= self.record(&c, result)?;
+            if let Some(note) = note {
+                self.tally.engine_unavailable += 1;
+                eprintln!("mailguard run: {note}");
+            }
+            turned_red |= match answer {
+                Answer::Relayed(result) => self.record(&c, result)?,
+                Answer::EngineRefused(v) => self.record_engine_refusal(&c, &v)?,
+                Answer::EngineDown(text) => self.record_plan(
+                    &c,
+                    Plan::from(Outcome::TempFail {
+                        code: None,
+                        enhanced: None,
+                        text,
+                    }),
+                )?,
+            };
             if let Some(b) = bar {
                 b.show(&self.tally);
             }
@@ -473,6 +548,47 @@ impl Runner {
         }
     }
 
+    /// The engine refused `c`: kept for review as refused spam, counted toward the spam
+    /// status. True when that turned the account red.
+    fn record_engine_refusal(&mut self, c: &Claimed, v: &EngineVerdict) -> Result<bool, String> {
+        let spam = mailguard_store::SpamSummary {
+            score: v.score,
+            rules: v.symbols.clone(),
+            refuse: true,
+        };
+        let verdict = format!(
+            "refuse: spam engine score {:.1} of {:.1} ({})",
+            v.score,
+            v.required,
+            v.symbols.join(", ")
+        );
+        let trip = self
+            .store
+            .record_engine_refusal(c.id, &spam, &verdict, now())
+            .map_err(|e| not_recorded(c, &e))?;
+        self.tally.engine_refused += 1;
+        self.log(&format!(
+            "message {} ({}): refused by the spam engine (score {:.1}, {}), kept for review",
+            c.id, c.account, v.score, v.action
+        ));
+        let Some(trip) = trip else { return Ok(false) };
+        self.log(&format!(
+            "account {}: {} -> {} ({}){}",
+            c.account,
+            trip.transition.from.as_str(),
+            trip.transition.to.as_str(),
+            trip.detail,
+            if trip.applied {
+                ""
+            } else {
+                " [observe mode: not applied]"
+            }
+        ));
+        self.notice_after = None;
+        self.send_notices()?;
+        Ok(trip.applied)
+    }
+
     /// One answer: record it (before anything else), report. True when the outcome
     /// turned the account red.
     fn record(
@@ -485,7 +601,12 @@ impl Runner {
                 eprintln!("mailguard run: ALERT: message {}: {e} (the operator must look at the relay settings)", c.id);
             }
         }
-        let plan = mailguard_transport::plan(&c.recipients, result);
+        self.record_plan(c, mailguard_transport::plan(&c.recipients, result))
+    }
+
+    /// Records `plan` for `c` (before anything else) and reports it. True when the
+    /// outcome turned the account red.
+    fn record_plan(&mut self, c: &Claimed, plan: Plan) -> Result<bool, String> {
         let now = now();
         let rec = self
             .store

@@ -10,8 +10,10 @@ use serde_json::json;
 
 use crate::db::{Durability, Store};
 use crate::error::sql_in;
-use crate::ledger::{self, Count, Sql};
-use crate::model::{DeliveryRecord, Failure, MessageId, Outcome, Plan, Recorded, Split};
+use crate::ledger::{self, Count, Sql, LOG_SPAM};
+use crate::model::{
+    DeliveryRecord, Failure, MessageId, Outcome, Plan, Recorded, SpamSummary, Split,
+};
 use crate::queue::parse_recipients;
 use crate::Result;
 
@@ -137,6 +139,58 @@ impl Store {
             };
             let trip = bounce_check(tx, &account, status, &limits, mode, now)?;
             Ok(Recorded { record, trip, split })
+        })
+    }
+}
+
+impl Store {
+    /// The spam engine (rspamd, spamd) refused message `id` before it was relayed: it
+    /// becomes `refused-spam` (kept for review with the engine's verdict, never sent),
+    /// counts as refused and toward the spam status, exactly as a refusal of the guide
+    /// rules at submit does. Returns the rule trip, if the refusal turned the account to
+    /// `spam`; `None` also when the message is no longer waiting (nothing counted).
+    pub fn record_engine_refusal(
+        &mut self,
+        id: MessageId,
+        spam: &SpamSummary,
+        verdict: &str,
+        now: Timestamp,
+    ) -> Result<Option<account::Trip>> {
+        let sql = sql_in("recording the spam engine's refusal");
+        self.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT account, state FROM messages WHERE id = ?1",
+                    [id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some((account, state)) = row else {
+                return Ok(None);
+            };
+            if !matches!(state.as_str(), "sending" | "queued" | "held") {
+                return Ok(None);
+            }
+            tx.execute(
+                "UPDATE messages SET state = 'refused-spam', spam = ?2, verdict = ?3,
+                 lease_until = NULL, next_attempt = NULL, expires = ?4 WHERE id = ?1",
+                params![id.0, spam.to_json().to_string(), verdict, now.0],
+            )
+            .map_err(sql)?;
+            let status = ledger::status_of(tx, &account)?.unwrap_or(Status::Active);
+            let (limits, mode) = ledger::stored_limits(tx, &account)?;
+            ledger::count(tx, &account, now, Count::Refused, Some(id)).map_err(sql)?;
+            ledger::log_event(tx, &account, LOG_SPAM, now).map_err(sql)?;
+            let refusals = match &limits.spam_refusals {
+                Some(l) => ledger::read_log(tx, &account, LOG_SPAM, l, now).map_err(sql)?,
+                None => Vec::new(),
+            };
+            let trip = account::spam_trip(status, &refusals, &limits, now, mode);
+            if let Some(t) = &trip {
+                ledger::record_trip(tx, &account, t, now).map_err(sql)?;
+            }
+            Ok(trip)
         })
     }
 }
