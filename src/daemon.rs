@@ -5,7 +5,7 @@
 //! A daemon that cannot be reached is a refusal naming the socket: never a fallback to a
 //! path the script controls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mailguard_core::message::{self, Outgoing, Refusal};
 use mailguard_proto::{ClaimedOrigin, Request, Response, Submit, DEFAULT_TIMEOUT};
@@ -23,7 +23,7 @@ pub fn socket() -> Option<PathBuf> {
 }
 
 /// One request to the daemon; a failure to reach it is the refusal the script sees.
-pub fn ask(socket: &PathBuf, request: &Request, body: &[u8]) -> Result<Response, Refusal> {
+pub fn ask(socket: &Path, request: &Request, body: &[u8]) -> Result<Response, Refusal> {
     mailguard_proto::call(socket, request, body, DEFAULT_TIMEOUT).map_err(|e| Refusal::Store {
         problem: e.to_string(),
     })
@@ -33,7 +33,7 @@ pub fn ask(socket: &PathBuf, request: &Request, body: &[u8]) -> Result<Response,
 /// durably (then `true`) or refuses it with its reason (then `false` and the warning).
 /// The daemon delivers; nothing is piped from the worker.
 pub fn send(
-    socket: &PathBuf,
+    socket: &Path,
     call: &Call,
     outgoing: &Outgoing,
     entry: &str,
@@ -46,7 +46,7 @@ pub fn send(
 }
 
 fn submit(
-    socket: &PathBuf,
+    socket: &Path,
     call: &Call,
     outgoing: &Outgoing,
     entry: &str,
@@ -59,7 +59,7 @@ fn submit(
     let (origin, caller_file, from_eval) = guard::origin_of(call);
     let forced = php::ini_string("mail.force_extra_parameters");
     let params = forced.or_else(|| user_params.map(|p| String::from_utf8_lossy(p).into_owned()));
-    let request = Request::Submit(Submit {
+    let request = Request::Submit(Box::new(Submit {
         entry: entry.to_owned(),
         params,
         sender: php::ini_string("sendmail_from")
@@ -78,7 +78,7 @@ fn submit(
             sapi: origin.sapi,
             from_eval,
         },
-    });
+    }));
     match ask(socket, &request, &raw)? {
         Response::Submitted {
             outcome, reason, ..
@@ -104,7 +104,7 @@ fn submit(
 
 /// A query or operator action for the caller's account: the daemon's value, or the
 /// reason it gives (denied, error) as text.
-pub fn query(socket: &PathBuf, request: &Request) -> Result<Value, String> {
+pub fn query(socket: &Path, request: &Request) -> Result<Value, String> {
     match ask(socket, request, b"").map_err(|r| match r {
         Refusal::Store { problem } => problem,
         other => other.to_string(),

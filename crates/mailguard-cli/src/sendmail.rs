@@ -155,14 +155,14 @@ pub fn run(args: &[String]) -> i32 {
             return EX_DATAERR;
         }
     };
-    let request = Request::Submit(Submit {
+    let request = Request::Submit(Box::new(Submit {
         entry: "sendmail".into(),
         params: None,
         sender: line.sender,
         recipients: line.recipients,
         from_headers: line.from_headers,
         origin: Default::default(),
-    });
+    }));
     let path = socket();
     match mailguard_proto::call(&path, &request, &raw, DEFAULT_TIMEOUT) {
         Ok(Response::Submitted {

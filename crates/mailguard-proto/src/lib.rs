@@ -34,7 +34,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Check and queue the message in the frame's body.
-    Submit(Submit),
+    Submit(Box<Submit>),
     /// The caller's account: status, counters, limits.
     Status,
     /// Operator actions on the caller's account (the daemon decides whether the
@@ -42,8 +42,13 @@ pub enum Request {
     Block,
     Unblock,
     Purge,
-    Errors { limit: u32, offset: u32 },
-    History { days: u32 },
+    Errors {
+        limit: u32,
+        offset: u32,
+    },
+    History {
+        days: u32,
+    },
 }
 
 /// One message handed in. The body of the frame is the message exactly as it would
@@ -320,12 +325,12 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let req = Request::Submit(Submit {
+        let req = Request::Submit(Box::new(Submit {
             entry: "mail".into(),
             params: Some("-f a@b.example".into()),
             from_headers: true,
             ..Submit::default()
-        });
+        }));
         let mut buf = Vec::new();
         write_frame(&mut buf, &req, b"To: x@y\r\n\r\nhi\r\n").unwrap();
         let (back, body): (Request, Vec<u8>) = read_frame(&mut buf.as_slice(), 1 << 20).unwrap();

@@ -107,7 +107,7 @@ fn serve(stream: &UnixStream, shared: &Shared) -> Result<Response, String> {
         }
     };
     match request {
-        Request::Submit(s) => Ok(submit(shared, &policy, peer, user.as_deref(), s, body)),
+        Request::Submit(s) => Ok(submit(shared, &policy, peer, user.as_deref(), *s, body)),
         Request::Status => status(shared, &policy),
         other => control(shared, &policy, peer, other),
     }
