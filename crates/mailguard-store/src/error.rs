@@ -47,6 +47,9 @@ pub enum StoreError {
         context: String,
         source: rusqlite::Error,
     },
+    /// An envelope address handed to the store is not one plain address (it could carry
+    /// an option to sendmail, CVE-2016-10033): refused before anything is stored.
+    BadAddress { address: String, problem: String },
     /// Something stored does not parse (a status, a limits text): the database was edited
     /// by hand or by a newer version.
     BadData(String),
@@ -127,6 +130,10 @@ impl fmt::Display for StoreError {
                 write!(f, "state database: {context}: {source}")
             }
             StoreError::BadData(what) => write!(f, "unreadable data in the state database: {what}"),
+            StoreError::BadAddress { address, problem } => write!(
+                f,
+                "the envelope address {address:?} is not one plain address ({problem}); nothing was stored"
+            ),
         }
     }
 }

@@ -131,6 +131,7 @@ fn admit_entry(
     prepared: Prepared,
     now: Timestamp,
 ) -> Result<Admission> {
+    check_envelope(&entry.sub)?;
     let refuse_spam = entry.sub.spam.is_some_and(|s| s.refuse);
     if refuse_spam && entry.mode == Mode::Enforce {
         refused_spam(tx, entry, prepared, now)
@@ -340,6 +341,21 @@ fn observe_spam_refusal(
         now,
         Mode::Observe,
     ))
+}
+
+/// Envelope addresses are checked when stored (and again by the transport when used):
+/// one plain address each, never something a command line could read as an option.
+fn check_envelope(sub: &Submission<'_>) -> Result<()> {
+    let bad = |address: &str, e: mailguard_core::address::AddressError| StoreError::BadAddress {
+        address: address.chars().take(200).collect(),
+        problem: e.to_string(),
+    };
+    mailguard_core::address::check_envelope_sender(sub.envelope_from)
+        .map_err(|e| bad(sub.envelope_from, e))?;
+    for r in sub.recipients {
+        mailguard_core::address::check_recipient(r).map_err(|e| bad(r, e))?;
+    }
+    Ok(())
 }
 
 /// Refuses a message that would take the queue past its cap (messages or bytes).
