@@ -3,7 +3,8 @@
 // chart, that the stylesheet applies under the CSP; block (confirm) -> red, unblock
 // (confirm) -> green; save a screenshot. Exits non-zero on any failed check.
 //
-// Environment (run.sh sets it): MAILGUARD_BIN, STATE_DIR, ACCOUNT, PASSWORD, SCREENSHOT.
+// Environment (run.sh sets it): MAILGUARD_BIN, STATE_DIR, AUTH_FILE, ACCOUNT, PASSWORD,
+// SCREENSHOT.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
@@ -19,6 +20,7 @@ const env = (k) => {
 };
 const BIN = env('MAILGUARD_BIN');
 const STATE = env('STATE_DIR');
+const AUTH_FILE = env('AUTH_FILE');
 const ACCOUNT = env('ACCOUNT');
 const PASSWORD = env('PASSWORD');
 const SCREENSHOT = env('SCREENSHOT');
@@ -43,7 +45,8 @@ function storeStatus() {
 
 /** Starts the dashboard on a free loopback port; resolves to [process, base URL]. */
 function startDashboard() {
-  const child = spawn(BIN, ['dashboard', '--listen', '127.0.0.1:0', '--state-dir', STATE], {
+  const args = ['dashboard', '--listen', '127.0.0.1:0', '--state-dir', STATE, '--auth-file', AUTH_FILE];
+  const child = spawn(BIN, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

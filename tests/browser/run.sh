@@ -77,11 +77,14 @@ PHP
 fi
 [ "$today_from_php" = 1 ] || seed today
 
+# The credentials live outside the state directory (as /etc/mailguard/dashboard-auth would).
+AUTH_FILE="$WORK/dashboard-auth"
 printf '%s\n' "$PASSWORD" | "$MAILGUARD_BIN" dashboard passwd --account "$ACCOUNT" \
-    --iterations 1000 --state-dir "$STATE" 2>/dev/null
+    --iterations 1000 --auth-file "$AUTH_FILE" 2>/dev/null
 
 cd "$HERE"
 [ -d node_modules/playwright-core ] || npm ci --silent
-MAILGUARD_BIN="$MAILGUARD_BIN" STATE_DIR="$STATE" ACCOUNT="$ACCOUNT" PASSWORD="$PASSWORD" \
+MAILGUARD_BIN="$MAILGUARD_BIN" STATE_DIR="$STATE" AUTH_FILE="$AUTH_FILE" ACCOUNT="$ACCOUNT" \
+    PASSWORD="$PASSWORD" \
     SCREENSHOT="${SCREENSHOT:-$REPO_ROOT/docs/dashboard.png}" \
     node dashboard.mjs

@@ -57,6 +57,8 @@ struct Dashboard {
     child: Child,
     addr: String,
     dir: tempfile::TempDir,
+    /// Holds the credentials file, apart from the state directory (as /etc/mailguard).
+    _etc: tempfile::TempDir,
 }
 
 impl Drop for Dashboard {
@@ -66,7 +68,7 @@ impl Drop for Dashboard {
     }
 }
 
-fn passwd(dir: &std::path::Path, role: &str, name: &str, pw: &str) {
+fn passwd(auth_file: &std::path::Path, role: &str, name: &str, pw: &str) {
     let mut c = Command::new(BIN)
         .args([
             "dashboard",
@@ -75,9 +77,9 @@ fn passwd(dir: &std::path::Path, role: &str, name: &str, pw: &str) {
             name,
             "--iterations",
             "1000",
-            "--state-dir",
+            "--auth-file",
         ])
-        .arg(dir)
+        .arg(auth_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -167,17 +169,32 @@ fn fill(dir: &std::path::Path) {
 }
 
 fn start_with(extra: &[&str]) -> Dashboard {
+    let etc = tempfile::tempdir().unwrap();
+    let auth = etc.path().join("dashboard-auth");
+    passwd(&auth, "--account", "site1", SITE1_PW);
+    passwd(&auth, "--account", "site2", SITE2_PW);
+    passwd(&auth, "--operator", "admin", ADMIN_PW);
+    let (d, _) = start_on(etc, Stdio::inherit(), extra);
+    d
+}
+
+/// Starts the dashboard on a filled state directory with the credentials in
+/// `etc/dashboard-auth`; also returns its stderr when `stderr` is piped.
+fn start_on(
+    etc: tempfile::TempDir,
+    stderr: Stdio,
+    extra: &[&str],
+) -> (Dashboard, Option<std::process::ChildStderr>) {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path());
-    passwd(dir.path(), "--account", "site1", SITE1_PW);
-    passwd(dir.path(), "--account", "site2", SITE2_PW);
-    passwd(dir.path(), "--operator", "admin", ADMIN_PW);
     let mut child = Command::new(BIN)
         .args(["dashboard", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(dir.path())
+        .arg("--auth-file")
+        .arg(etc.path().join("dashboard-auth"))
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -190,7 +207,16 @@ fn start_with(extra: &[&str]) -> Dashboard {
         .and_then(|a| a.strip_suffix('/'))
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_owned();
-    Dashboard { child, addr, dir }
+    let stderr = child.stderr.take();
+    (
+        Dashboard {
+            child,
+            addr,
+            dir,
+            _etc: etc,
+        },
+        stderr,
+    )
 }
 
 fn start() -> Dashboard {
@@ -924,9 +950,10 @@ fn command_line_refusals() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 
     let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-auth");
     let mut c = Command::new(BIN)
-        .args(["dashboard", "passwd", "--account", "a", "--state-dir"])
-        .arg(dir.path())
+        .args(["dashboard", "passwd", "--account", "a", "--auth-file"])
+        .arg(&file)
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -943,19 +970,140 @@ fn command_line_refusals() {
             "--generate",
             "--iterations",
             "1000",
-            "--state-dir",
+            "--auth-file",
         ])
-        .arg(dir.path())
+        .arg(&file)
         .output()
         .unwrap();
     assert!(out.status.success());
     let secret = String::from_utf8(out.stdout).unwrap();
     assert_eq!(secret.trim().len(), 40);
-    let file = dir.path().join("dashboard-auth");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("operator ops pbkdf2-sha256$1000$"));
     assert!(!text.contains(secret.trim()), "the secret is stored hashed");
+
+    // The state directory is no place for credentials: passwd refuses it by name.
+    let out = Command::new(BIN)
+        .args([
+            "dashboard",
+            "passwd",
+            "--account",
+            "a",
+            "--generate",
+            "--state-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--auth-file"));
+    assert!(!dir.path().join("dashboard-auth.tmp").exists());
+
+    // A missing directory for the default or given file is named.
+    let out = Command::new(BIN)
+        .args([
+            "dashboard",
+            "passwd",
+            "--account",
+            "a",
+            "--generate",
+            "--auth-file",
+        ])
+        .arg(dir.path().join("nonexistent/dashboard-auth"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+/// Reads `stderr` on a thread; the lines so far are in the returned buffer.
+fn collect(stderr: std::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let b = std::sync::Arc::clone(&buf);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut b = b.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+    buf
+}
+
+fn wait_for(buf: &std::sync::Mutex<String>, text: &str) -> String {
+    for _ in 0..200 {
+        let b = buf.lock().unwrap().clone();
+        if b.contains(text) {
+            return b;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{text:?} never appeared on stderr: {}", buf.lock().unwrap());
+}
+
+#[test]
+fn a_malformed_credentials_line_is_logged_and_skipped() {
+    let etc = tempfile::tempdir().unwrap();
+    let auth = etc.path().join("dashboard-auth");
+    passwd(&auth, "--operator", "admin", ADMIN_PW);
+    // What a script that could write the old STATE_DIR/dashboard-auth would append,
+    // a broken line, then a good credential on the next line.
+    let mut text = std::fs::read_to_string(&auth).unwrap();
+    text.push_str("operator intruder\n");
+    std::fs::write(&auth, &text).unwrap();
+    passwd(&auth, "--account", "site1", SITE1_PW);
+    let text = std::fs::read_to_string(&auth).unwrap();
+    let roles: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["#", "operator", "operator", "account"],
+        "passwd kept the broken line"
+    );
+
+    let (d, stderr) = start_on(etc, Stdio::piped(), &[]);
+    let log = collect(stderr.unwrap());
+    let file = auth.display().to_string();
+    let seen = wait_for(&log, "line 3");
+    assert!(
+        seen.contains(&format!("{file} line 3: expected \"operator NAME HASH\"")),
+        "{seen}"
+    );
+    assert!(seen.contains("skipped"), "{seen}");
+
+    // The credential on the next line, and the one before, still log in.
+    let cookie = d.login("site1", SITE1_PW);
+    let r = d.get("/accounts/site1", &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    d.login("admin", ADMIN_PW);
+    let r = d.api("GET", "/api/accounts", &format!("admin:{ADMIN_PW}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The broken line is nobody.
+    assert_eq!(d.api("GET", "/api/accounts", "intruder:", "").status, 401);
+    // Reported once while it stays, not on every request.
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.matches("line 3").count(), 1, "{log}");
+}
+
+#[test]
+fn a_credentials_file_others_can_write_is_named_in_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let etc = tempfile::tempdir().unwrap();
+    let auth = etc.path().join("dashboard-auth");
+    passwd(&auth, "--operator", "admin", ADMIN_PW);
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (d, stderr) = start_on(etc, Stdio::piped(), &[]);
+    let log = collect(stderr.unwrap());
+    let seen = wait_for(&log, "writable by");
+    assert!(
+        seen.contains(&format!(
+            "warning: {} is writable by its group and every user",
+            auth.display()
+        )),
+        "{seen}"
+    );
+    // Still serves: a warning, not a refusal.
+    d.login("admin", ADMIN_PW);
 }

@@ -32,7 +32,8 @@ pub struct TransportConfig {
 /// How mail leaves the machine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Method {
-    /// `transport = "sendmail"`: the stock pipe, `/bin/sh -c "<sendmail_path> ..."`.
+    /// `transport = "sendmail"`: `sendmail_path` split into words and run without a
+    /// shell, the sender as `-f ADDRESS` ([`crate::sendmail::sendmail_argv`]).
     Sendmail { sendmail_path: String },
     /// `transport = "smtp"`: a relay, through lettre.
     Smtp(SmtpConfig),

@@ -1,10 +1,22 @@
-//! sendmail: the stock PHP pipe, `/bin/sh -c "<sendmail_path> <escaped extra>"` with the
-//! message on standard input, judged by the raw wait status as PHP 8.2 does.
+//! sendmail: two ways to run the configured `sendmail_path` with the message on
+//! standard input, both judged by the raw wait status as PHP 8.2 does.
 //!
-//! Same command string as stock `mail()` (research php-mail-semantics §4, §7): the
-//! extra parameters are escaped with PHP's `escapeshellcmd()` rules ([`escape_shell_cmd`])
-//! and appended after one space. Success iff the raw wait status is 0. Exit 75
-//! (EX_TEMPFAIL) and death by a signal are transient; any other exit is permanent.
+//! - [`SendmailTransport::send_php`], the stock PHP pipe of an immediate `mail()`:
+//!   `/bin/sh -c "<sendmail_path> <escaped extra>"`, the same command string as stock
+//!   `mail()` (research php-mail-semantics §4, §7): the extra parameters are escaped
+//!   with PHP's `escapeshellcmd()` rules ([`escape_shell_cmd`]) and appended after one
+//!   space.
+//! - [`Transport::send`] (the runner, queued and retried mail): never a shell. The
+//!   operator's `sendmail_path` is split into words ([`sendmail_argv`]), the envelope
+//!   sender is checked again ([`mailguard_core::address::check_envelope_sender`]) and
+//!   passed as the two words `-f`, `ADDRESS`, and the program is executed directly.
+//!   `escapeshellcmd()` leaves spaces alone, so through the shell a sender such as
+//!   `x@y.example -X/any/file` would have put `-X` on sendmail's command line
+//!   (CVE-2016-10033).
+//!
+//! Success iff the raw wait status is 0. Exit 75 (EX_TEMPFAIL) and death by a signal
+//! are transient; any other exit is permanent, as are a program that is not found or
+//! not executable (the shell's 127 and 126).
 //!
 //! SIGPIPE: if the command exits without reading all of its input, the write fails
 //! with EPIPE only where SIGPIPE is ignored (Rust binaries such as the runner, PHP's
@@ -14,7 +26,9 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use mailguard_core::address;
 
 use crate::error::{Class, DeliveryError, Kind, Stage};
 use crate::{Delivered, Transport};
@@ -60,7 +74,7 @@ impl SendmailTransport {
         raw: &[u8],
     ) -> Result<Delivered, DeliveryError> {
         let cmd = self.command_line(extra);
-        let mut child = Command::new("/bin/sh")
+        let child = Command::new("/bin/sh")
             .arg0("sh")
             .arg("-c")
             .arg(OsStr::from_bytes(&cmd))
@@ -77,6 +91,11 @@ impl SendmailTransport {
                     ),
                 )
             })?;
+        self.feed_and_judge(child, raw)
+    }
+
+    /// Writes `raw` to the child's standard input and judges its wait status.
+    fn feed_and_judge(&self, mut child: Child, raw: &[u8]) -> Result<Delivered, DeliveryError> {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let write_error = stdin.write_all(raw).and_then(|_| stdin.flush()).err();
         drop(stdin);
@@ -134,22 +153,118 @@ impl SendmailTransport {
 }
 
 impl Transport for SendmailTransport {
-    /// Runs the command with `-f<envelope_from>` (escaped like PHP's 5th argument) when
-    /// a sender is given. The recipients are not passed: as with stock PHP, the command
-    /// (`sendmail -t`) reads them from the message headers.
+    /// Runs `sendmail_path`, split into words by [`sendmail_argv`], without a shell,
+    /// adding the two words `-f` and the envelope sender when one is given. The sender
+    /// is checked first ([`address::check_envelope_sender`]): one that is not a plain
+    /// address is a permanent failure and nothing is executed. The recipients are not
+    /// passed: as with stock PHP, the command (`sendmail -t`) reads them from the
+    /// message headers.
     fn send(
         &mut self,
         envelope_from: &str,
         _recipients: &[String],
         raw: &[u8],
     ) -> Result<Delivered, DeliveryError> {
-        if envelope_from.is_empty() {
-            self.send_php(None, raw)
-        } else {
-            let extra = format!("-f{envelope_from}");
-            self.send_php(Some(extra.as_bytes()), raw)
+        if let Err(e) = address::check_envelope_sender(envelope_from) {
+            return Err(DeliveryError::new(
+                Class::Permanent,
+                Kind::Address,
+                Stage::Sendmail,
+                format!(
+                    "envelope sender {:?} refused, '{}' was not run: {e}",
+                    envelope_from, self.sendmail_path
+                ),
+            ));
+        }
+        let mut argv = sendmail_argv(&self.sendmail_path).map_err(|problem| {
+            // The operator's setting, not the message: keep the mail and retry, as when
+            // the program cannot be started.
+            DeliveryError::new(
+                Class::Transient,
+                Kind::Sendmail,
+                Stage::Sendmail,
+                format!("sendmail_path '{}' {problem}", self.sendmail_path),
+            )
+        })?;
+        if !envelope_from.is_empty() {
+            argv.push("-f".to_owned());
+            argv.push(envelope_from.to_owned());
+        }
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.exec_error(&argv[0], e))?;
+        self.feed_and_judge(child, raw)
+    }
+}
+
+impl SendmailTransport {
+    /// A program that could not be started, classified as the shell's exit status
+    /// would have been: not found (127) and not executable (126) are permanent,
+    /// anything else (out of processes, memory) transient.
+    fn exec_error(&self, program: &str, e: std::io::Error) -> DeliveryError {
+        /// ENOEXEC on Linux: no `#!` line and not a binary.
+        const ENOEXEC: i32 = 8;
+        let (class, what) = match e.kind() {
+            std::io::ErrorKind::NotFound => (Class::Permanent, " (command not found)"),
+            std::io::ErrorKind::PermissionDenied => (Class::Permanent, " (command not executable)"),
+            _ if e.raw_os_error() == Some(ENOEXEC) => {
+                (Class::Permanent, " (command not executable)")
+            }
+            _ => (Class::Transient, ""),
+        };
+        DeliveryError::new(
+            class,
+            Kind::Sendmail,
+            Stage::Sendmail,
+            format!(
+                "could not execute mail delivery program '{program}' of '{}': {e}{what}",
+                self.sendmail_path
+            ),
+        )
+    }
+}
+
+/// The words of an operator's `sendmail_path`, split as a POSIX shell would split
+/// them (quotes and backslashes, by [`shell_words::split`]) but without running a
+/// shell. A setting that needs one (a pipe, a redirection, `;`, `&`, `$` or a
+/// backquote outside single quotes) is refused with the reason rather than executed
+/// with those characters as arguments: point `sendmail_path` at a wrapper script.
+pub fn sendmail_argv(sendmail_path: &str) -> Result<Vec<String>, String> {
+    if let Some(c) = shell_syntax(sendmail_path) {
+        return Err(format!(
+            "needs a shell ('{}'); the runner executes it without one, so put the command \
+             in a script and name the script",
+            c.escape_default()
+        ));
+    }
+    let argv = shell_words::split(sendmail_path).map_err(|e| format!("cannot be split: {e}"))?;
+    if argv.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    Ok(argv)
+}
+
+/// The first character outside single quotes that only a shell would act on.
+fn shell_syntax(command: &str) -> Option<char> {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in command.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\'' if !double => single = !single,
+            _ if single => {}
+            '\\' => escaped = true,
+            '"' => double = !double,
+            '$' | '`' => return Some(c),
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '\n' if !double => return Some(c),
+            _ => {}
         }
     }
+    None
 }
 
 /// PHP's `escapeshellcmd()` on Unix in a UTF-8 locale (ext/standard/exec.c,

@@ -75,7 +75,7 @@ fn paired_quotes_pass_as_in_php() {
 }
 
 #[test]
-fn trait_send_passes_the_envelope_sender_as_dash_f() {
+fn trait_send_passes_the_envelope_sender_as_its_own_word() {
     let dir = tempfile::tempdir().unwrap();
     let script = recorder(dir.path());
     let mut t = SendmailTransport::new(format!("{} -t -i", script.display()));
@@ -86,7 +86,7 @@ fn trait_send_passes_the_envelope_sender_as_dash_f() {
     )
     .unwrap();
     let argv = std::fs::read_to_string(dir.path().join("argv")).unwrap();
-    assert_eq!(argv, "[-t]\n[-i]\n[-fbounces+X1@shop.example.com]\n");
+    assert_eq!(argv, "[-t]\n[-i]\n[-f]\n[bounces+X1@shop.example.com]\n");
     t.send("", &[], RAW).unwrap();
     let argv = std::fs::read_to_string(dir.path().join("argv")).unwrap();
     assert_eq!(argv, "[-t]\n[-i]\n");

@@ -1,5 +1,5 @@
-//! Who may see what: the credentials file (salted PBKDF2-HMAC-SHA256 hashes, mode 0600),
-//! login sessions with their CSRF tokens, bearer tokens for the API, and a login throttle.
+//! Who may see what: the credentials file (salted PBKDF2-HMAC-SHA256 hashes), login
+//! sessions with their CSRF tokens, bearer tokens for the API, and a login throttle.
 //!
 //! A principal is either the owner of one account (sees and acts on that account only)
 //! or an operator (sees and acts on every account). The credentials file has one line per
@@ -10,20 +10,29 @@
 //! operator admin pbkdf2-sha256$600000$<salt hex>$<hash hex>
 //! ```
 //!
+//! It lives with the operator's configuration ([`DEFAULT_AUTH_FILE`], root:mailguard
+//! 0640), never in the state directory, which the guarded PHP scripts can write: a line
+//! added there would make a script an operator. A malformed line is reported on stderr
+//! (file and line number) and skipped; every other credential keeps working.
+//!
 //! The file is read again on every authentication, so a changed or removed line takes
 //! effect at once, also for open sessions and cached bearer tokens.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Where `mailguard dashboard` and `dashboard passwd` keep the credentials by default.
+pub const DEFAULT_AUTH_FILE: &str = "/etc/mailguard/dashboard-auth";
+/// The mode `dashboard passwd` writes: the dashboard's group may read, nobody else.
+pub const AUTH_FILE_MODE: u32 = 0o640;
 /// OWASP's 2023 figure for PBKDF2-HMAC-SHA256.
 pub const DEFAULT_ITERATIONS: u32 = 600_000;
 /// Below this a hash is refused (tests use it to keep debug builds fast).
@@ -157,101 +166,306 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// Is `hash` of the form [`hash_password`] writes, with enough iterations?
+fn well_formed_hash(hash: &str) -> bool {
+    let mut parts = hash.split('$');
+    let (Some(SCHEME), Some(iter), Some(salt), Some(h), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    iter.parse::<u32>().is_ok_and(|n| n >= MIN_ITERATIONS)
+        && unhex(salt).is_some_and(|s| !s.is_empty())
+        && unhex(h).is_some_and(|h| h.len() == 32)
+}
+
+/// What one reading of the credentials file found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The valid credentials with their line numbers (from 1), in file order.
+    pub credentials: Vec<(usize, Credential)>,
+    /// One text per skipped line: `FILE line N: what is wrong` (never the line itself,
+    /// which may hold a secret).
+    pub problems: Vec<String>,
+}
+
 /// The credentials file.
 #[derive(Debug, Clone)]
 pub struct CredentialsFile {
     pub path: PathBuf,
+    /// The problems reported last, so that a malformed line is reported once while it
+    /// stays (the file is read on every request), and again if it comes back.
+    reported: Arc<Mutex<Vec<String>>>,
 }
 
 impl CredentialsFile {
-    /// Every credential; a missing file has none. Malformed lines are reported.
-    pub fn load(&self) -> Result<Vec<Credential>, String> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(format!("{}: {e}", self.path.display())),
-        };
-        let mut out = Vec::new();
+    pub fn new(path: impl Into<PathBuf>) -> CredentialsFile {
+        CredentialsFile {
+            path: path.into(),
+            reported: Arc::default(),
+        }
+    }
+
+    /// The lines of `text`: comments and blank lines ignored, malformed lines and
+    /// repeated names skipped with a problem each.
+    pub fn parse(&self, text: &str) -> Parsed {
+        let mut out = Parsed::default();
+        let file = self.path.display();
         for (n, line) in text.lines().enumerate() {
+            let n = n + 1;
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let f: Vec<&str> = line.split_whitespace().collect();
-            let role = match f.first() {
-                Some(&"account") => Role::Account,
-                Some(&"operator") => Role::Operator,
+            let role = match f[0] {
+                "account" => Role::Account,
+                "operator" => Role::Operator,
                 _ => {
-                    return Err(format!(
-                        "{} line {}: expected \"account|operator NAME HASH\"",
-                        self.path.display(),
-                        n + 1
-                    ))
+                    out.problems.push(format!(
+                        "{file} line {n}: expected \"account|operator NAME HASH\""
+                    ));
+                    continue;
                 }
             };
             if f.len() != 3 || !valid_name(f[1]) {
-                return Err(format!(
-                    "{} line {}: expected \"{} NAME HASH\"",
-                    self.path.display(),
-                    n + 1,
+                out.problems.push(format!(
+                    "{file} line {n}: expected \"{} NAME HASH\" (NAME: letters, digits, . _ - @)",
                     role.as_str()
                 ));
+                continue;
             }
-            out.push(Credential {
-                role,
-                name: f[1].to_owned(),
-                hash: f[2].to_owned(),
-            });
+            if !well_formed_hash(f[2]) {
+                out.problems.push(format!(
+                    "{file} line {n}: the hash of {} is not \
+                     {SCHEME}$ITERATIONS$SALT$HASH (at least {MIN_ITERATIONS} iterations); \
+                     set it again with `mailguard dashboard passwd`",
+                    f[1]
+                ));
+                continue;
+            }
+            if let Some((first, _)) = out.credentials.iter().find(|(_, c)| c.name == f[1]) {
+                out.problems.push(format!(
+                    "{file} line {n}: {} is already defined on line {first}",
+                    f[1]
+                ));
+                continue;
+            }
+            out.credentials.push((
+                n,
+                Credential {
+                    role,
+                    name: f[1].to_owned(),
+                    hash: f[2].to_owned(),
+                },
+            ));
         }
-        Ok(out)
+        out
+    }
+
+    /// The file's text; `None` when it does not exist.
+    fn text(&self) -> Result<Option<String>, String> {
+        match fs::read_to_string(&self.path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    /// Reads and parses the file without reporting anything; a missing file is empty.
+    pub fn read(&self) -> Result<Parsed, String> {
+        Ok(self.text()?.map(|t| self.parse(&t)).unwrap_or_default())
+    }
+
+    /// Prints each problem not printed by the previous call on stderr.
+    fn report(&self, problems: Vec<String>) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        for p in problems.iter().filter(|p| !reported.contains(p)) {
+            eprintln!("mailguard dashboard: {p}; that line is skipped");
+        }
+        *reported = problems;
+    }
+
+    /// Every valid credential; a missing file has none. Malformed lines are skipped and
+    /// reported on stderr. An unreadable file is an error (and reported).
+    pub fn load(&self) -> Result<Vec<Credential>, String> {
+        match self.read() {
+            Ok(parsed) => {
+                self.report(parsed.problems);
+                Ok(parsed.credentials.into_iter().map(|(_, c)| c).collect())
+            }
+            Err(e) => {
+                let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+                if !reported.contains(&e) {
+                    eprintln!("mailguard dashboard: cannot read the credentials: {e}");
+                    *reported = vec![e.clone()];
+                }
+                Err(e)
+            }
+        }
     }
 
     pub fn find(&self, name: &str) -> Option<Credential> {
         self.load().ok()?.into_iter().find(|c| c.name == name)
     }
 
-    /// Adds or replaces `name`'s line; written to a temporary file (0600) then renamed.
+    /// Adds or replaces `name`'s line. Every other line (comments, other credentials,
+    /// malformed lines) is kept as it is. The new file is written next to the old one
+    /// (mode 0640, the old file's group), fsynced, renamed over it, and the directory
+    /// fsynced.
     pub fn set(&self, role: Role, name: &str, hash: String) -> Result<(), String> {
-        let mut creds = self.load()?;
-        if let Some(c) = creds.iter().find(|c| c.name == name && c.role != role) {
+        let old = self.text()?;
+        let parsed = old.as_deref().map(|t| self.parse(t)).unwrap_or_default();
+        if let Some((_, c)) = parsed
+            .credentials
+            .iter()
+            .find(|(_, c)| c.name == name && c.role != role)
+        {
             return Err(format!(
                 "{name} is already an {} in {}; names are unique across roles",
                 c.role.as_str(),
                 self.path.display()
             ));
         }
-        creds.retain(|c| c.name != name);
-        creds.push(Credential {
-            role,
-            name: name.to_owned(),
-            hash,
-        });
-        let mut text = String::from(
-            "# mailguard dashboard credentials: ROLE NAME HASH (written by `mailguard dashboard passwd`)\n",
-        );
-        for c in &creds {
-            text.push_str(&format!("{} {} {}\n", c.role.as_str(), c.name, c.hash));
+        let entry = format!("{} {name} {hash}\n", role.as_str());
+        let mut text = String::new();
+        let mut written = false;
+        match &old {
+            None => text.push_str(
+                "# mailguard dashboard credentials: ROLE NAME HASH (written by `mailguard dashboard passwd`)\n",
+            ),
+            Some(old) => {
+                for (n, line) in old.lines().enumerate() {
+                    let mine = parsed
+                        .credentials
+                        .iter()
+                        .any(|(at, c)| *at == n + 1 && c.name == name);
+                    if !mine {
+                        text.push_str(line);
+                        text.push('\n');
+                    } else if !written {
+                        text.push_str(&entry);
+                        written = true;
+                    }
+                }
+            }
         }
-        let tmp = self.path.with_extension("tmp");
-        let err = |e: std::io::Error| format!("{}: {e}", tmp.display());
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(err)?;
-        fs::rename(&tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))
+        if !written {
+            text.push_str(&entry);
+        }
+        let group = fs::metadata(&self.path).ok().map(|m| m.gid());
+        write_atomically(&self.path, text.as_bytes(), AUTH_FILE_MODE, group)
     }
 
-    /// Warns about a file others can read (hashes are still secrets worth guarding).
-    pub fn loose_permissions(path: &Path) -> Option<u32> {
-        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
-        (mode & 0o077 != 0).then_some(mode)
+    /// What is wrong with who may change or read the file: writable by group or others,
+    /// readable by others, in a directory others may write, or (when running as root)
+    /// not owned by root. One warning text per finding, naming the file.
+    pub fn permission_warnings(&self, running_as_root: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let Ok(meta) = fs::metadata(&self.path) else {
+            return out;
+        };
+        let file = self.path.display();
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                (true, true) => "its group and every user",
+                (true, false) => "its group",
+                _ => "every user",
+            };
+            out.push(format!(
+                "{file} is writable by {who} (mode {:04o}): whoever can write it can make \
+                 themselves a dashboard operator; chmod 0640 {file}",
+                mode & 0o777
+            ));
+        } else if mode & 0o004 != 0 {
+            out.push(format!(
+                "{file} is readable by every user (mode {:04o}), password hashes included; \
+                 chmod 0640 {file}",
+                mode & 0o777
+            ));
+        }
+        if running_as_root && meta.uid() != 0 {
+            out.push(format!(
+                "{file} is owned by uid {}, not root, and the dashboard runs as root: that user \
+                 can make themselves a dashboard operator; chown root {file}",
+                meta.uid()
+            ));
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = fs::metadata(dir) {
+                // Sticky (/tmp) still lets others create files, but not replace this one.
+                if d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0 {
+                    out.push(format!(
+                        "{file} is in {}, which others may write (mode {:04o}): they can \
+                         replace the file; keep it in a directory only root can write",
+                        dir.display(),
+                        d.mode() & 0o777
+                    ));
+                }
+            }
+        }
+        out
     }
+}
+
+/// Writes `bytes` to `path` all at once: a new file in the same directory (`mode`,
+/// `group` when given), fsynced, renamed over `path`, then the directory fsynced.
+fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let base = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        base.to_string_lossy(),
+        hex(&random_bytes::<6>())
+    ));
+    let err = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    // create_new: never follows a planted symlink, never reuses someone's file.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    let written = (|| {
+        // The umask may have taken bits away; the mode is exact either way.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(err)?;
+        if let Some(gid) = group {
+            if f.metadata().map_err(err)?.gid() != gid {
+                std::os::unix::fs::fchown(&f, None, Some(gid)).map_err(|e| {
+                    format!(
+                        "{}: cannot keep the group (gid {gid}) of the file it replaces: {e}",
+                        tmp.display()
+                    )
+                })?;
+            }
+        }
+        f.write_all(bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// A login session.
@@ -462,11 +676,9 @@ mod tests {
     }
 
     #[test]
-    fn credentials_file_round_trips_with_mode_0600() {
+    fn credentials_file_round_trips_with_mode_0640() {
         let dir = tempfile::tempdir().unwrap();
-        let f = CredentialsFile {
-            path: dir.path().join("auth"),
-        };
+        let f = CredentialsFile::new(dir.path().join("auth"));
         assert!(f.load().unwrap().is_empty());
         f.set(Role::Account, "site1", hash_password("one", MIN_ITERATIONS))
             .unwrap();
@@ -487,7 +699,11 @@ mod tests {
             .is_err());
         let creds = f.load().unwrap();
         assert_eq!(creds.len(), 2);
-        assert_eq!(CredentialsFile::loose_permissions(&f.path), None);
+        let mode = fs::metadata(&f.path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(f.permission_warnings(false), Vec::<String>::new());
+        // Nothing but the file itself is left in the directory.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         let auth = Auth::new(f);
         assert!(auth.check_password("site1", "three").is_ok());
         assert_eq!(
@@ -505,9 +721,7 @@ mod tests {
     #[test]
     fn sessions_end_when_the_password_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let f = CredentialsFile {
-            path: dir.path().join("auth"),
-        };
+        let f = CredentialsFile::new(dir.path().join("auth"));
         f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
             .unwrap();
         let auth = Auth::new(f.clone());
@@ -524,9 +738,7 @@ mod tests {
     #[test]
     fn throttles_after_repeated_failures() {
         let dir = tempfile::tempdir().unwrap();
-        let f = CredentialsFile {
-            path: dir.path().join("auth"),
-        };
+        let f = CredentialsFile::new(dir.path().join("auth"));
         f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
             .unwrap();
         let auth = Auth::new(f);
@@ -534,5 +746,159 @@ mod tests {
             assert_eq!(auth.check_password("a", "x"), Err(AuthFailure::Invalid));
         }
         assert_eq!(auth.check_password("a", "pw"), Err(AuthFailure::Throttled));
+    }
+
+    #[test]
+    fn a_malformed_line_is_skipped_and_the_others_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CredentialsFile::new(dir.path().join("auth"));
+        let good = hash_password("good one", MIN_ITERATIONS);
+        let other = hash_password("other one", MIN_ITERATIONS);
+        fs::write(
+            &f.path,
+            format!(
+                "# comment\n\
+                 operator evil\n\
+                 account site1 {good}\n\
+                 root x {good}\n\
+                 account bad/name {good}\n\
+                 account site2 pbkdf2-sha256$10$00$00\n\
+                 operator site1 {other}\n\
+                 operator admin {other} extra\n\
+                 \n\
+                 operator admin {other}\n"
+            ),
+        )
+        .unwrap();
+        let parsed = f.read().unwrap();
+        let names: Vec<(usize, &str)> = parsed
+            .credentials
+            .iter()
+            .map(|(n, c)| (*n, c.name.as_str()))
+            .collect();
+        assert_eq!(names, [(3, "site1"), (10, "admin")]);
+        let lines: Vec<&str> = parsed
+            .problems
+            .iter()
+            .map(|p| p.split(": ").next().unwrap())
+            .collect();
+        let file = f.path.display().to_string();
+        assert_eq!(
+            lines,
+            [2, 4, 5, 6, 7, 8].map(|n| format!("{file} line {n}"))
+        );
+        assert!(parsed.problems[4].contains("already defined on line 3"));
+        // No problem text repeats the line (it may hold a secret).
+        assert!(parsed.problems.iter().all(|p| !p.contains(&other)));
+
+        let auth = Auth::new(f.clone());
+        assert_eq!(
+            auth.check_password("site1", "good one").unwrap().role,
+            Role::Account
+        );
+        assert_eq!(
+            auth.check_password("admin", "other one").unwrap().role,
+            Role::Operator
+        );
+        assert_eq!(auth.check_password("evil", "x"), Err(AuthFailure::Invalid));
+
+        // passwd keeps the lines it does not own, malformed ones included.
+        f.set(
+            Role::Account,
+            "site1",
+            hash_password("new one", MIN_ITERATIONS),
+        )
+        .unwrap();
+        let text = fs::read_to_string(&f.path).unwrap();
+        assert!(text.starts_with("# comment\noperator evil\naccount site1 pbkdf2-sha256$"));
+        assert!(text.contains("\nroot x "));
+        assert!(text.ends_with(&format!("\noperator admin {other}\n")));
+        assert_eq!(text.lines().count(), 10);
+        assert!(auth.check_password("site1", "new one").is_ok());
+        f.set(
+            Role::Account,
+            "site3",
+            hash_password("third one", MIN_ITERATIONS),
+        )
+        .unwrap();
+        assert_eq!(f.load().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_error_not_an_empty_list() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading fails whoever we are.
+        let f = CredentialsFile::new(dir.path());
+        assert!(f.load().is_err());
+        assert!(f.find("a").is_none());
+        assert!(CredentialsFile::new(dir.path().join("missing"))
+            .load()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn passwd_keeps_the_group_of_the_file_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CredentialsFile::new(dir.path().join("auth"));
+        f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
+            .unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let gid = 4321;
+            std::os::unix::fs::chown(&f.path, None, Some(gid)).unwrap();
+            f.set(Role::Account, "b", hash_password("pw", MIN_ITERATIONS))
+                .unwrap();
+            let meta = fs::metadata(&f.path).unwrap();
+            assert_eq!(meta.gid(), gid);
+            assert_eq!(meta.mode() & 0o7777, 0o640);
+        }
+        assert_eq!(
+            f.load().unwrap().len(),
+            1 + usize::from(nix::unistd::geteuid().is_root())
+        );
+    }
+
+    #[test]
+    fn loose_permissions_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let f = CredentialsFile::new(dir.path().join("auth"));
+        f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
+            .unwrap();
+        let file = f.path.display().to_string();
+        for (mode, expect) in [
+            (0o640, None),
+            (0o600, None),
+            (0o660, Some("writable by its group")),
+            (0o646, Some("writable by every user")),
+            (0o666, Some("writable by its group and every user")),
+            (0o644, Some("readable by every user")),
+        ] {
+            fs::set_permissions(&f.path, fs::Permissions::from_mode(mode)).unwrap();
+            let w = f.permission_warnings(false);
+            match expect {
+                None => assert!(w.is_empty(), "{mode:o}: {w:?}"),
+                Some(text) => {
+                    assert_eq!(w.len(), 1, "{mode:o}: {w:?}");
+                    assert!(w[0].starts_with(&file) && w[0].contains(text), "{w:?}");
+                }
+            }
+        }
+        fs::set_permissions(&f.path, fs::Permissions::from_mode(0o640)).unwrap();
+        let owner = fs::metadata(&f.path).unwrap().uid();
+        let as_root = f.permission_warnings(true);
+        assert_eq!(as_root.len(), usize::from(owner != 0), "{as_root:?}");
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&f.path, Some(4321), None).unwrap();
+            let w = f.permission_warnings(true);
+            assert!(
+                w.len() == 1 && w[0].contains("owned by uid 4321, not root"),
+                "{w:?}"
+            );
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let w = f.permission_warnings(false);
+        assert!(w.iter().any(|w| w.contains("others may write")), "{w:?}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
     }
 }

@@ -37,11 +37,13 @@ usage:
   mailguard dashboard [--listen ADDR:PORT] [--state-dir DIR] [--auth-file FILE]
                       [--allow-remote] [--secure-cookie] [--metrics-open] [--threads N]
   mailguard dashboard passwd (--account NAME | --operator NAME) [--generate]
-                      [--iterations N] [--state-dir DIR] [--auth-file FILE]
+                      [--iterations N] [--auth-file FILE]
 
 --listen          default 127.0.0.1:8025; a loopback address unless --allow-remote
                   (port 0 picks a free port; the address is printed on stdout)
---auth-file       default STATE_DIR/dashboard-auth (mode 0600)
+--auth-file       the credentials, default /etc/mailguard/dashboard-auth; passwd
+                  writes it root:GROUP 0640 (keeping the group of an existing file).
+                  Never put it in the state directory: PHP scripts can write there
 --allow-remote    listen on a non-loopback address: only behind a TLS proxy, as the
                   dashboard itself speaks plain HTTP
 --secure-cookie   mark the session cookie Secure (when served over HTTPS)
@@ -122,12 +124,14 @@ impl Opts {
     }
 
     fn auth_file(&self) -> CredentialsFile {
-        CredentialsFile {
-            path: self
-                .value("--auth-file")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| self.state_dir().join("dashboard-auth")),
-        }
+        CredentialsFile::new(self.value("--auth-file").unwrap_or(auth::DEFAULT_AUTH_FILE))
+    }
+}
+
+/// Warns on stderr about who may write or read the credentials file.
+fn warn_about_permissions(file: &CredentialsFile) {
+    for w in file.permission_warnings(nix::unistd::geteuid().is_root()) {
+        eprintln!("mailguard dashboard: warning: {w}");
     }
 }
 
@@ -143,6 +147,13 @@ fn passwd(args: &[String]) -> Result<(), Fail> {
         ],
         &["--generate"],
     )?;
+    if o.value("--state-dir").is_some() {
+        return Err(Fail::Usage(format!(
+            "passwd no longer writes into the state directory (a PHP script could add an \
+             operator there); the credentials are in --auth-file, default {}",
+            auth::DEFAULT_AUTH_FILE
+        )));
+    }
     let (role, name) = match (o.value("--account"), o.value("--operator")) {
         (Some(a), None) => (Role::Account, a),
         (None, Some(op)) => (Role::Operator, op),
@@ -195,13 +206,18 @@ fn passwd(args: &[String]) -> Result<(), Fail> {
     if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             return Err(Fail::Run(format!(
-                "{}: the directory does not exist",
+                "{}: the directory does not exist; create it (e.g. `install -d -m 0755 {}`) \
+                 or name another file with --auth-file",
+                dir.display(),
                 dir.display()
             )));
         }
     }
     file.set(role, name, auth::hash_password(&secret, iterations))
         .map_err(Fail::Run)?;
+    // Reports any malformed line left in the file (kept as it was, and skipped).
+    let _ = file.load();
+    warn_about_permissions(&file);
     if o.flag("--generate") {
         println!("{secret}");
     }
@@ -260,18 +276,25 @@ fn serve(args: &[String]) -> Result<(), Fail> {
     // Fail early on an unusable state directory (and create the database if new).
     Store::open(&state_dir).map_err(|e| Fail::Run(e.to_string()))?;
     let file = o.auth_file();
+    // Malformed lines are reported (and skipped) by load itself.
     match file.load() {
         Err(e) => return Err(Fail::Run(e)),
         Ok(c) if c.is_empty() => eprintln!(
             "mailguard dashboard: warning: {} has no credentials yet, nobody can log in; \
-             add some with `mailguard dashboard passwd --account NAME`",
+             add some with `mailguard dashboard passwd --account NAME --auth-file {}`",
+            file.path.display(),
             file.path.display()
         ),
         Ok(_) => {}
     }
-    if let Some(mode) = CredentialsFile::loose_permissions(&file.path) {
+    warn_about_permissions(&file);
+    let old = state_dir.join("dashboard-auth");
+    if old.exists() && old != file.path {
         eprintln!(
-            "mailguard dashboard: warning: {} has mode {mode:o}; it should be 0600",
+            "mailguard dashboard: warning: {} is no longer read: any PHP script sharing the \
+             state directory could add a line to it. Review its lines, move it to {} \
+             (root-owned, mode 0640) and delete it",
+            old.display(),
             file.path.display()
         );
     }
