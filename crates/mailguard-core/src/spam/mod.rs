@@ -383,7 +383,7 @@ fn run(raw_message: &[u8], ctx: &SpamContext, th: &Thresholds) -> (Verdict, Expl
             .chain(&b.unreadable)
             .cloned()
             .collect(),
-        parts: reading.parts.clone(),
+        parts: reading.parts,
     };
     (f.into_verdict(th), explanation)
 }

@@ -110,8 +110,28 @@ fn missing_closing_boundaries(raw: &[u8], m: &Message<'_>, b: &mut Body) {
     }
 }
 
+/// Substring search: scan for the first byte, then compare (no per-position memcmp call).
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return false;
+    };
+    let mut i = 0;
+    while i + needle.len() <= hay.len() {
+        match hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&c| c == first)
+        {
+            Some(p) => {
+                i += p;
+                if &hay[i + 1..i + needle.len()] == rest {
+                    return true;
+                }
+                i += 1;
+            }
+            None => return false,
+        }
+    }
+    false
 }
 
 fn walk(root: &Message<'_>, r: &mut Reading, f: &mut Findings) {
