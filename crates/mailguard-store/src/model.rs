@@ -107,7 +107,11 @@ impl fmt::Display for Origin {
             if let Some(pid) = self.pid {
                 write!(f, " pid {pid}")?;
             }
-            f.write_str(if self.claimed { ", script claimed]" } else { "]" })?;
+            f.write_str(if self.claimed {
+                ", script claimed]"
+            } else {
+                "]"
+            })?;
         }
         Ok(())
     }

@@ -53,8 +53,16 @@ fn a_batch_decides_each_message_as_alone_and_in_order() {
         .iter()
         .map(|e| e.state.as_str().to_owned())
         .collect();
-    assert_eq!(states.iter().filter(|s| *s == "queued").count(), 3, "{states:?}");
-    assert_eq!(states.iter().filter(|s| *s == "sending").count(), 2, "{states:?}");
+    assert_eq!(
+        states.iter().filter(|s| *s == "queued").count(),
+        3,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "sending").count(),
+        2,
+        "{states:?}"
+    );
     assert!(h.store.check_integrity().unwrap().is_ok());
 }
 

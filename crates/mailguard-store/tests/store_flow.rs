@@ -43,7 +43,10 @@ fn deliver_now_then_sent_counts_once() {
     assert_eq!(r.record, DeliveryRecord::Sent);
     // A second report of the same delivery is ignored, not counted twice.
     assert_eq!(
-        h.store.record_delivery(id, &sent().into(), t(2)).unwrap().record,
+        h.store
+            .record_delivery(id, &sent().into(), t(2))
+            .unwrap()
+            .record,
         DeliveryRecord::Ignored
     );
     let s = h.store.status_snapshot(A, t(3)).unwrap();
@@ -188,7 +191,12 @@ fn temp_failures_back_off_then_expire_as_errors() {
     let mut now = t(0);
     let mut delays = Vec::new();
     loop {
-        match h.store.record_delivery(id, &temp().into(), now).unwrap().record {
+        match h
+            .store
+            .record_delivery(id, &temp().into(), now)
+            .unwrap()
+            .record
+        {
             DeliveryRecord::Retry { next_attempt, .. } => {
                 delays.push((next_attempt.0 - now.0) / 1000);
                 let due = h.store.due(next_attempt, 10).unwrap();
@@ -223,8 +231,11 @@ fn jitter_spreads_retries() {
         let id = submit(&mut h.store, A, &l, n, t(0), Mode::Enforce)
             .id
             .unwrap();
-        if let DeliveryRecord::Retry { next_attempt, .. } =
-            h.store.record_delivery(id, &temp().into(), t(0)).unwrap().record
+        if let DeliveryRecord::Retry { next_attempt, .. } = h
+            .store
+            .record_delivery(id, &temp().into(), t(0))
+            .unwrap()
+            .record
         {
             let d = next_attempt.0 - t(0).0;
             assert!((108_000..=132_000).contains(&d), "{d}");
@@ -259,7 +270,9 @@ fn bounce_ratio_trips_bounce_unblock_gives_force_purge_gives_active() {
         let id = submit(&mut h.store, A, &l, n, t(at), Mode::Enforce)
             .id
             .unwrap();
-        h.store.record_delivery(id, &o.clone().into(), t(at)).unwrap()
+        h.store
+            .record_delivery(id, &o.clone().into(), t(at))
+            .unwrap()
     };
     for i in 0..8 {
         assert!(deliver(&mut h, &sent(), i).trip.is_none());
@@ -309,18 +322,10 @@ fn spam_refusals_turn_spam_and_only_purge_recovers() {
         origin: &o,
         spam: Some(&verdict),
     };
-    let first = h
-        .store
-        .submit(A, &l, sub, t(0), Mode::Enforce)
-        .unwrap();
+    let first = h.store.submit(A, &l, sub, t(0), Mode::Enforce).unwrap();
     assert_eq!(first.status_after, Status::Active);
-    h.store
-        .submit(A, &l, sub, t(1), Mode::Enforce)
-        .unwrap();
-    let third = h
-        .store
-        .submit(A, &l, sub, t(2), Mode::Enforce)
-        .unwrap();
+    h.store.submit(A, &l, sub, t(1), Mode::Enforce).unwrap();
+    let third = h.store.submit(A, &l, sub, t(2), Mode::Enforce).unwrap();
     assert_eq!(third.status_after, Status::Spam);
     assert_eq!(
         third.trip.unwrap().transition.actor.to_string(),
@@ -460,7 +465,9 @@ fn corrupt_bodies_are_quarantined_never_sent_never_deleted() {
     let first = submit(&mut h.store, A, &l, 0, t(0), Mode::Enforce)
         .id
         .unwrap();
-    h.store.record_delivery(first, &sent().into(), t(0)).unwrap();
+    h.store
+        .record_delivery(first, &sent().into(), t(0))
+        .unwrap();
     let q = submit(&mut h.store, A, &l, 1, t(1), Mode::Enforce)
         .id
         .unwrap();
