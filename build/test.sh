@@ -68,11 +68,15 @@ if ! diff "$work/expected.txt" "$work/guarded.txt"; then
 fi
 grep -q '^FAIL' "$work/stock.txt" && { echo "stock PHP fails its own mail tests here"; exit 1; }
 
-step "php-fpm and concurrency"
-for t in tests/fpm/*.sh tests/concurrency/*.sh tests/disk/*.sh; do
-  [ "$(basename "$t")" = lib.sh ] && continue
+step "php-fpm, concurrency, and hardened mode as other Unix users"
+for t in tests/fpm/*.sh tests/concurrency/*.sh tests/disk/*.sh tests/hardened/*.sh; do
+  [ -e "$t" ] || continue
+  case "$(basename "$t")" in lib.sh|soak-*.sh) continue ;; esac
   echo "-- $t"; "$t"
 done
+
+step "real spam engines (rspamd, spamd) on loopback: the client and the runner"
+tests/engine/run.sh --release
 
 step "the dashboard in headless Chromium"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

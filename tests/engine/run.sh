@@ -95,3 +95,6 @@ wait_port "$SPAMD_PORT" spamd "$tmp/spamd.out"
 export MAILGUARD_RSPAMD_URL="http://127.0.0.1:$RSPAMD_PORT"
 export MAILGUARD_SPAMD_ADDRESS="127.0.0.1:$SPAMD_PORT"
 cargo test -p mailguard-engine "$@" -- --ignored --nocapture --test-threads=1
+# The runner with the engine in front of a real relay (aiosmtpd): a reject is kept for
+# review and never relayed.
+cargo test -p mailguard-cli --test runner_engine "$@" -- --ignored --nocapture
