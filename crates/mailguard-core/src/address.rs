@@ -113,13 +113,20 @@ pub fn check_envelope_sender(addr: &str) -> Result<(), AddressError> {
     }
 }
 
-/// A recipient: a valid [`check_mailbox`], never empty.
+/// A recipient: a valid mailbox, never empty. Unlike the sender it may carry UTF-8
+/// letters (RFC 6531 internationalised addresses, `ü@bücher.example`): a recipient is
+/// one argv entry or one `RCPT TO`, and the SMTP transport asks the relay for SMTPUTF8.
+/// White space, control characters and a leading `-` stay refused.
 pub fn check_recipient(addr: &str) -> Result<(), AddressError> {
-    check_mailbox(addr)
+    check(addr, true)
 }
 
 /// `local@domain` by the rules in the module text.
 pub fn check_mailbox(addr: &str) -> Result<(), AddressError> {
+    check(addr, false)
+}
+
+fn check(addr: &str, utf8: bool) -> Result<(), AddressError> {
     if addr.is_empty() {
         return Err(AddressError::Empty);
     }
@@ -131,7 +138,7 @@ pub fn check_mailbox(addr: &str) -> Result<(), AddressError> {
     if addr.chars().any(char::is_control) {
         return Err(AddressError::ControlCharacter);
     }
-    if !addr.is_ascii() {
+    if !utf8 && !addr.is_ascii() {
         return Err(AddressError::NonAscii);
     }
     if addr.starts_with('-') {
@@ -148,6 +155,12 @@ pub fn check_mailbox(addr: &str) -> Result<(), AddressError> {
     check_domain(domain)
 }
 
+/// A byte of a UTF-8 letter: allowed where [`check_recipient`] takes UTF-8 (the checks
+/// above already refused non-ASCII white space and control characters).
+fn utf8_byte(b: u8) -> bool {
+    b >= 0x80
+}
+
 fn is_atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
@@ -159,7 +172,10 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
     if local.len() > MAX_LOCAL_PART {
         return Err(AddressError::LocalPartTooLong { len: local.len() });
     }
-    if let Some(c) = local.bytes().find(|&b| b != b'.' && !is_atext(b)) {
+    if let Some(c) = local
+        .bytes()
+        .find(|&b| b != b'.' && !is_atext(b) && !utf8_byte(b))
+    {
         return Err(AddressError::ForbiddenInLocalPart(char::from(c)));
     }
     if local.split('.').any(str::is_empty) {
@@ -198,7 +214,7 @@ fn check_domain(domain: &str) -> Result<(), AddressError> {
         }
         if !label
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || utf8_byte(b))
         {
             return bad("may only have letters, digits, hyphens and dots");
         }
@@ -221,6 +237,28 @@ fn is_dotted_quad(s: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn recipients_may_be_internationalised_senders_not() {
+        assert_eq!(check_recipient("jürgen@bücher.example"), Ok(()));
+        assert_eq!(check_recipient("用户@例子.广告"), Ok(()));
+        assert_eq!(
+            check_mailbox("jürgen@bücher.example"),
+            Err(AddressError::NonAscii)
+        );
+        assert_eq!(
+            check_recipient("jürgen @x.example"),
+            Err(AddressError::WhiteSpace)
+        );
+        assert_eq!(
+            check_recipient("a\u{2028}b@x.example"),
+            Err(AddressError::WhiteSpace)
+        );
+        assert_eq!(
+            check_recipient("-ü@x.example"),
+            Err(AddressError::LeadingDash)
+        );
+    }
 
     #[test]
     fn ordinary_addresses_pass() {
@@ -325,7 +363,9 @@ mod tests {
             ("a@[tag:x]", BadAddressLiteral),
         ] {
             assert_eq!(check_envelope_sender(a), Err(e.clone()), "{a:?}");
-            assert_eq!(check_recipient(a), Err(e), "{a:?}");
+            if e != NonAscii {
+                assert_eq!(check_recipient(a), Err(e), "{a:?}");
+            }
         }
     }
 

@@ -198,17 +198,10 @@ fn unquote(s: &str) -> Option<&str> {
     Some(s)
 }
 
+/// One address and nothing else, by the rules every envelope address follows
+/// ([`crate::address::check_mailbox`]).
 fn is_plain_address(addr: &str) -> bool {
-    let Some((local, domain)) = addr.rsplit_once('@') else {
-        return false;
-    };
-    let ok_local = |b: u8| b.is_ascii_alphanumeric() || b"!#%+-./=_^{}~".contains(&b);
-    let ok_domain = |b: u8| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b);
-    !local.is_empty()
-        && !domain.is_empty()
-        && !local.starts_with('-')
-        && local.bytes().all(ok_local)
-        && domain.bytes().all(ok_domain)
+    crate::address::check_mailbox(addr).is_ok()
 }
 
 /// The checks that run on every message before anything is queued, in SPEC
