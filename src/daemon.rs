@@ -56,7 +56,12 @@ fn submit(
     message::precheck(outgoing, guard::max_message_size()?, user_params)?;
     let x_header = php::ini_bool("mail.add_x_header").then(php::originating_script);
     let raw = outgoing.bytes_with_x_header(x_header.as_deref().map(str::as_bytes));
-    let (origin, caller_file, from_eval) = guard::origin_of(call);
+    let guard::Provenance {
+        origin,
+        caller_file,
+        from_eval,
+        modified_recently,
+    } = guard::origin_of(call);
     let forced = php::ini_string("mail.force_extra_parameters");
     let params = forced.or_else(|| user_params.map(|p| String::from_utf8_lossy(p).into_owned()));
     let request = Request::Submit(Box::new(Submit {
@@ -77,6 +82,7 @@ fn submit(
             client_ip: origin.client_ip,
             sapi: origin.sapi,
             from_eval,
+            modified_recently,
         },
     }));
     match ask(socket, &request, &raw)? {

@@ -137,12 +137,17 @@ fn admit(
     let x_header = php::ini_bool("mail.add_x_header").then(php::originating_script);
     let raw = outgoing.bytes_with_x_header(x_header.as_deref().map(str::as_bytes));
     let recipients = message::recipients(outgoing.to, outgoing.headers);
-    let (origin, caller_file, from_eval) = origin_of(call);
+    let Provenance {
+        origin,
+        caller_file,
+        from_eval,
+        modified_recently,
+    } = origin_of(call);
     let verdict = php::ini_bool("mailguard.spam_check").then(|| {
         let ctx = SpamContext {
             origin_file: caller_file,
             from_eval,
-            ..SpamContext::default()
+            origin_modified_recently: modified_recently,
         };
         spam::score(&raw, &ctx, &Thresholds::default())
     });
@@ -196,7 +201,27 @@ fn default_sender() -> String {
 /// Where the call came from: the calling file and line, the first caller outside
 /// the mail libraries (only when it is not the call site itself) and the request;
 /// also the file of that first caller, and whether any frame is eval()'d code.
-pub(crate) fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
+/// Where a message comes from, as the worker sees it.
+pub(crate) struct Provenance {
+    pub origin: Origin,
+    /// The file of the first caller outside the mail libraries (else the call site).
+    pub caller_file: Option<String>,
+    /// Some frame is eval()'d code.
+    pub from_eval: bool,
+    /// `caller_file` was modified in the last 24 hours (a dropped or edited script).
+    pub modified_recently: bool,
+}
+
+/// Whether `file` was modified within the last 24 hours (false when it cannot be read).
+fn modified_recently(file: &str) -> bool {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(24 * 3600))
+}
+
+pub(crate) fn origin_of(call: &Call) -> Provenance {
     let frames = call.user_frames(64);
     let first = origin::first_caller(frames.iter().map(|f| f.file.as_str()));
     let caller_file = first
@@ -224,7 +249,13 @@ pub(crate) fn origin_of(call: &Call) -> (Origin, Option<String>, bool) {
         sapi: Some(if web { "web" } else { "cli" }.to_owned()),
         ..Origin::default()
     };
-    (origin, caller_file, from_eval)
+    let modified_recently = caller_file.as_deref().is_some_and(modified_recently);
+    Provenance {
+        origin,
+        caller_file,
+        from_eval,
+        modified_recently,
+    }
 }
 
 /// `mailguard.fault_injection = panic`: a deliberate panic inside the guard, so

@@ -97,6 +97,9 @@ pub struct ClaimedOrigin {
     pub sapi: Option<String>,
     #[serde(default)]
     pub from_eval: bool,
+    /// The caller's file was modified in the last 24 hours.
+    #[serde(default)]
+    pub modified_recently: bool,
 }
 
 /// What the daemon did with a submitted message.

@@ -151,7 +151,9 @@ fn submit(
         let ctx = SpamContext {
             origin_file: s.origin.caller_file.clone().or(s.origin.file.clone()),
             from_eval: s.origin.from_eval,
-            ..SpamContext::default()
+            // Claims: a client that lies only hides signals against itself, and the
+            // guide rules and the engine still read the message.
+            origin_modified_recently: s.origin.modified_recently,
         };
         spam::score(&raw, &ctx, &Thresholds::default())
     });
