@@ -191,7 +191,9 @@ fn mb_send_mail(call: &Call) -> Outcome {
     let checked = (!forced).then_some(user_params).flatten();
     verdict(
         call,
-        guard::send(call, &outgoing, "mb_send_mail", checked, || original(&MB_SEND_MAIL, call)),
+        guard::send(call, &outgoing, "mb_send_mail", checked, || {
+            original(&MB_SEND_MAIL, call)
+        }),
     )
 }
 
@@ -223,7 +225,9 @@ fn error_log(call: &Call) -> Outcome {
     };
     verdict(
         call,
-        guard::send(call, &outgoing, "error_log", None, || original(&ERROR_LOG, call)),
+        guard::send(call, &outgoing, "error_log", None, || {
+            original(&ERROR_LOG, call)
+        }),
     )
 }
 
