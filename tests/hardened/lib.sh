@@ -54,6 +54,7 @@ hg_init() {
 #!/bin/sh
 f=\$(mktemp "$T/out/tmp.XXXXXXXX") || exit 75
 { printf 'ARGV:'; for a in "\$@"; do printf ' [%s]' "\$a"; done; printf '\n'; cat; } > "\$f" || exit 75
+${HG_SINK_SLEEP:+sleep $HG_SINK_SLEEP}
 mv "\$f" "$T/out/msg.\${f##*/tmp.}"
 EOF
   chmod 755 "$T/sendmail.sh"
@@ -81,19 +82,26 @@ hg_config() {
   chown root:root "$CONF"; chmod 0644 "$CONF"
 }
 
-# hg_daemon_start: `mailguard serve` as the mailguard user; waits for the socket.
-hg_daemon_start() {
-  rm -f "$T/daemon.ready"
+# hg_daemon_spawn: `mailguard serve` as the mailguard user, in the background; its
+# output goes to $T/daemon.cur.log (the previous run's is appended to $T/daemon.log).
+hg_daemon_spawn() {
+  [ -f "$T/daemon.cur.log" ] && cat "$T/daemon.cur.log" >> "$T/daemon.log"
+  : > "$T/daemon.cur.log"
   setpriv --reuid=mailguard --regid=mailguard --init-groups --reset-env -- \
     "$MAILGUARD_BIN" serve --socket "$SOCK" --state-dir "$STATE" --config "$CONF" \
-    >> "$T/daemon.log" 2>&1 &
+    > "$T/daemon.cur.log" 2>&1 &
   DAEMON_PID=$!
-  for _ in $(seq 1 200); do
-    if [ -S "$SOCK" ] && grep -q "listening on $SOCK" <(tail -n 3 "$T/daemon.log"); then return 0; fi
+}
+
+# hg_daemon_start: spawn, then wait until it listens (at most 10 s).
+hg_daemon_start() {
+  hg_daemon_spawn
+  for _ in $(seq 1 1000); do
+    if grep -q "listening on $SOCK" "$T/daemon.cur.log" && [ -S "$SOCK" ]; then return 0; fi
     kill -0 "$DAEMON_PID" 2>/dev/null || break
-    sleep 0.05
+    sleep 0.01
   done
-  cat "$T/daemon.log" >&2
+  cat "$T/daemon.log" "$T/daemon.cur.log" >&2
   hg_fail "mailguard serve did not start"
 }
 
@@ -109,7 +117,7 @@ hg_daemon_stop() {
 hg_daemon_kill9() {
   [ -n "${DAEMON_PID:-}" ] || return 0
   kill -9 "$DAEMON_PID" 2>/dev/null || true
-  wait "$DAEMON_PID" 2>/dev/null || true
+  { wait "$DAEMON_PID"; } 2>/dev/null || true
   DAEMON_PID=
 }
 
@@ -183,7 +191,7 @@ hg_cleanup() {
   hg_fpm_stop
   hg_daemon_kill9
   for p in ${HG_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  { wait; } 2>/dev/null || true
   [ -n "${KEEP:-}" ] && { echo "kept $T"; return 0; }
   rm -rf "$T"
 }
