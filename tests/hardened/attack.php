@@ -289,6 +289,48 @@ switch ($_GET['a'] ?? '') {
         $r['status'] = MailGuard\status()['status'];
         break;
 
+    case 'hog':
+        // Take every connection slot of the daemon (idle connections), and trickle one
+        // request a byte a second; report how many connections were answered at once
+        // ("busy") and when the trickling one was cut off.
+        $secs = (float)($_GET['secs'] ?? 15);
+        $t0 = microtime(true);
+        $t = stream_socket_client('unix://' . $sock, $e, $es, 2);
+        $idle = [];
+        for ($i = 0; $i < 600; $i++) {
+            $c = @stream_socket_client('unix://' . $sock, $e, $es, 2);
+            if (!$c) {
+                break;
+            }
+            $idle[] = $c;
+        }
+        $r['opened'] = count($idle);
+        $frame = pack('N', 100) . pack('J', 0) . str_repeat(' ', 100);
+        $r['trickle_cut_after'] = null;
+        for ($i = 0; $i < strlen($frame) && microtime(true) - $t0 < $secs; $i++) {
+            @fwrite($t, $frame[$i]);
+            $rd = [$t]; $wr = $ex = [];
+            if (stream_select($rd, $wr, $ex, 1) > 0) {
+                $head = fread($t, 12);
+                $len = strlen($head) == 12 ? unpack('N', substr($head, 0, 4))[1] : 0;
+                $r['trickle_answer'] = $len ? json_decode(fread($t, $len), true) : 'closed';
+                $r['trickle_cut_after'] = round(microtime(true) - $t0, 1);
+                break;
+            }
+        }
+        // How many idle connections the daemon answered at once (over the per-uid cap).
+        $busy = 0;
+        foreach ($idle as $c) {
+            $rd = [$c]; $wr = $ex = [];
+            if (stream_select($rd, $wr, $ex, 0) > 0) {
+                $busy++;
+            }
+        }
+        $r['answered_at_once'] = $busy;
+        // Keep the rest of the connections for the whole time.
+        usleep((int)max(0, ($secs - (microtime(true) - $t0)) * 1e6));
+        break;
+
     default:
         $r['error'] = 'unknown action';
 }

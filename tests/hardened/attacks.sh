@@ -9,7 +9,8 @@
 # putenv(USER=...), the 5th parameter and sendmail options never reach a command line
 # (the recording sendmail sees exactly -t -i -f ADDRESS); popen of `mailguard sendmail`
 # is counted like mail(); burst -> inactive -> every bypass -> nothing leaves; the other
-# customer's status never changes.
+# customer's status never changes; one customer holding hundreds of connections (or
+# trickling a request) does not lock the other out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -203,6 +204,18 @@ echo "== customer 2 (blog) untouched by customer 1"
 hg_mg status --account blog --json > "$T/blog-after.json"
 diff "$T/blog-before.json" "$T/blog-after.json" || hg_fail "blog's status changed"
 hg_ok "blog status --json identical before and after shop's attacks"
+
+echo "== customer 1 holds the daemon's connections (600 idle, one trickling a byte a second)"
+hg_get 1 "$T/www/attack.php" "a=hog&n=1&secs=14" > "$T/hog.json" &
+hog=$!
+sleep 3
+hg_get 2 "$T/www/attack.php" "a=send&n=2&count=1&tok=h$tok" > "$T/hog-b.json"
+wait $hog
+echo "  $(hg_j "$T/hog.json" '"opened=".$j["opened"]." answered_at_once=".$j["answered_at_once"]." trickle_cut_after=".$j["trickle_cut_after"]."s answer=".json_encode($j["trickle_answer"] ?? null)')"
+[ "$(hg_j "$T/hog-b.json" '$j["ok"]')" = '[true]' ] || hg_fail "blog's mail() failed while shop held the daemon's connections: $(cat "$T/hog-b.json"; tail -n 2 "$T/home/mgcust2/php-error.log")"
+cut=$(hg_j "$T/hog.json" '$j["trickle_cut_after"] ?? 99')
+[ "${cut%.*}" -le 12 ] || hg_fail "a request trickled a byte a second kept its connection for ${cut}s"
+hg_ok "while shop held 600 connections, blog's mail() returned true; the trickled request was cut off after ${cut}s"
 
 hg_mg integrity > "$T/integrity.out" || { cat "$T/integrity.out"; hg_fail "integrity"; }
 hg_ok "integrity: $(tail -n1 "$T/integrity.out")"

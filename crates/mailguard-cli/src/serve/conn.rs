@@ -4,10 +4,11 @@
 //! socket directly).
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailguard_core::intake::{self, Intake};
 use mailguard_core::message::Refusal;
@@ -66,6 +67,29 @@ impl Shared {
     }
 }
 
+/// The request must arrive whole within [`REQUEST_TIMEOUT`]: `SO_RCVTIMEO` alone bounds
+/// each read, so a client trickling a byte every few seconds would keep its connection
+/// slot for ever.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    end: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the request took over {} s", REQUEST_TIMEOUT.as_secs()),
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
 /// Serves one connection: one request, one answer.
 pub fn handle(stream: UnixStream, shared: &Shared) {
     let answer = match serve(&stream, shared) {
@@ -84,10 +108,10 @@ fn serve(stream: &UnixStream, shared: &Shared) -> Result<Response, String> {
         uid: creds.uid(),
         pid: creds.pid() as u32,
     };
-    stream
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut r = stream;
+    let mut r = Deadline {
+        stream,
+        end: Instant::now() + REQUEST_TIMEOUT,
+    };
     let (request, body) = match read_frame::<Request>(&mut r, shared.max_body) {
         Ok(x) => x,
         Err(FrameError::Io(e)) => return Err(format!("the request could not be read: {e}")),

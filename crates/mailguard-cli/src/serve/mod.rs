@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use mailguard_proto::DEFAULT_SOCKET;
 use mailguard_store::Store;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use toml::{Table, Value};
 
 use crate::args::Args;
@@ -49,6 +50,9 @@ way, exit 0. SIGHUP: read the account tables of the operator file again.";
 
 /// Connections served at once; more wait in the socket's backlog.
 const MAX_CONNECTIONS: usize = 512;
+/// Connections of one uid served at once: one customer holding connections open (or
+/// trickling its requests) must not take the slots every other customer needs.
+const MAX_CONNECTIONS_PER_UID: usize = MAX_CONNECTIONS / 8;
 
 struct Opts {
     places: Places,
@@ -212,7 +216,16 @@ fn serve(opts: &Opts) -> Result<(), String> {
         state_dir.display()
     );
     let active = Arc::new(AtomicUsize::new(0));
-    accept_loop(&listener, &shared, &active, &stop, &reload, &opts.places);
+    let per_uid = Arc::new(Mutex::new(HashMap::new()));
+    accept_loop(
+        &listener,
+        &shared,
+        &active,
+        &per_uid,
+        &stop,
+        &reload,
+        &opts.places,
+    );
 
     // Stop: no new connections; those under way finish; then the committer drains.
     drop(listener);
@@ -231,10 +244,14 @@ fn serve(opts: &Opts) -> Result<(), String> {
     }
 }
 
+/// Connections under way per caller uid.
+type PerUid = Arc<Mutex<HashMap<u32, usize>>>;
+
 fn accept_loop(
     listener: &UnixListener,
     shared: &Arc<Shared>,
     active: &Arc<AtomicUsize>,
+    per_uid: &PerUid,
     stop: &AtomicBool,
     reload: &AtomicBool,
     places: &Places,
@@ -276,18 +293,44 @@ fn accept_loop(
             busy(stream);
             continue;
         }
+        // The kernel's uid (conn::handle reads it again for the account); a socket
+        // without credentials shares one bucket.
+        let uid = getsockopt(&stream, PeerCredentials).map_or(u32::MAX, |c| c.uid());
+        {
+            let mut counts = per_uid.lock().unwrap_or_else(|p| p.into_inner());
+            let n = counts.entry(uid).or_insert(0);
+            if *n >= MAX_CONNECTIONS_PER_UID {
+                drop(counts);
+                busy(stream);
+                continue;
+            }
+            *n += 1;
+        }
         active.fetch_add(1, Ordering::SeqCst);
-        let (shared, active2) = (Arc::clone(shared), Arc::clone(active));
+        let (shared, active2, per_uid2) =
+            (Arc::clone(shared), Arc::clone(active), Arc::clone(per_uid));
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(256 * 1024)
             .spawn(move || {
                 conn::handle(stream, &shared);
+                release(&per_uid2, uid);
                 active2.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
+            release(per_uid, uid);
             active.fetch_sub(1, Ordering::SeqCst);
             eprintln!("mailguard serve: cannot start a connection thread: {e}");
+        }
+    }
+}
+
+fn release(per_uid: &PerUid, uid: u32) {
+    let mut counts = per_uid.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = counts.get_mut(&uid) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&uid);
         }
     }
 }
