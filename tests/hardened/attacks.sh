@@ -31,6 +31,14 @@ allow_control = false
 quota = "3/1h"
 allow_control = false'
 conf_sum=$(sha256sum < "$CONF")
+# A state directory other users can enter (left by embedded mode, made by hand): refused.
+install -d -o mailguard -g mailguard -m 0777 "$T/lib/loose"
+rc=0
+hg_as mailguard "$MAILGUARD_BIN" serve --socket "$T/run/loose.sock" --state-dir "$T/lib/loose" \
+  --config "$CONF" > "$T/loose.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] && grep -q 'chmod 0700' "$T/loose.out" && [ ! -e "$T/run/loose.sock" ] \
+  || hg_fail "serve on a 0777 state directory: exit $rc: $(cat "$T/loose.out")"
+hg_ok "serve refuses a state directory of mode 0777: $(cat "$T/loose.out")"
 hg_daemon_start
 dpid=$DAEMON_PID
 mg_uid1=$(id -u mgcust1); mg_uid2=$(id -u mgcust2)

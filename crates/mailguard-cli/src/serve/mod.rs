@@ -168,6 +168,7 @@ fn serve(opts: &Opts) -> Result<(), String> {
     let state_dir = &opts.places.state_dir;
     let open = || Store::open(state_dir).map_err(|e| e.to_string());
     let commit_store = open()?;
+    private_state_dir(state_dir)?;
     let queries = open()?;
     // The daemon is the only deliverer: a message still `sending` was being delivered by
     // a daemon that stopped; it is due again now, not when its lease runs out.
@@ -246,6 +247,34 @@ fn serve(opts: &Opts) -> Result<(), String> {
 
 /// Connections under way per caller uid.
 type PerUid = Arc<Mutex<HashMap<u32, usize>>>;
+
+/// The state directory must be this daemon's alone (SPEC §9): owned by its user, no
+/// access for group or others. Store::open creates a missing one 0700; one that already
+/// existed with a looser mode (an embedded-mode directory, a hand-made one) would let a
+/// guarded uid list or unlink the queue, so the daemon refuses to start on it.
+fn private_state_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir).map_err(|e| format!("the state directory {}: {e}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != me {
+        return Err(format!(
+            "the state directory {} belongs to uid {}, not to this daemon's user (uid {me}); \
+             it must be the daemon's alone: chown it to the daemon's user",
+            dir.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(format!(
+            "the state directory {} has mode {:04o}: other users could list or remove the \
+             queue; it must be the daemon's alone: chmod 0700 {}",
+            dir.display(),
+            m.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
 
 fn accept_loop(
     listener: &UnixListener,
