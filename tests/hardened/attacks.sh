@@ -145,6 +145,23 @@ raw_delivered() { grep -l "Subject: raw-forge-r1$tok" "$T"/out/msg.* 2>/dev/null
 hg_wait 10 raw_delivered || hg_fail "the raw message was not delivered with shop's own sender"
 hg_ok "the raw message left with envelope sender mgcust1@$host (the uid's), not blog's"
 
+echo "== customer 1 as root of its own user namespace (unshare -r), then mail()"
+if hg_as mgcust1 unshare -r true 2>/dev/null; then
+  out=$(hg_as mgcust1 unshare -r sh -c "id -u; php -n -d extension=$MAILGUARD_SO -d mailguard.socket=$SOCK \
+    -r 'echo json_encode(mail(\"victim@example.com\", \"userns-$tok\", \"body\")), \" \", MailGuard\\status()[\"account\"];'")
+  [ "$out" = "0
+true shop" ] || hg_fail "user namespace: $out"
+  ns_id= ns_show=
+  for i in $(seq 1 300); do
+    show=$(hg_mg queue show "$i" 2>/dev/null) || break
+    case "$show" in *"subject      userns-$tok"*) ns_id=$i ns_show=$show; break;; esac
+  done
+  case "$ns_show" in *"account      shop"*"[uid $mg_uid1 pid"*) ;; *) hg_fail "user namespace: message ${ns_id:-?}: $ns_show";; esac
+  hg_ok "uid 0 inside its namespace -> the kernel still reports uid $mg_uid1: account shop, message $ns_id origin uid $mg_uid1"
+else
+  echo "  (unprivileged user namespaces are disabled here: nothing to try)"
+fi
+
 echo "== customer 1: argument injection (sendmail_from, putenv USER/LOGNAME, 5th parameter, sendmail options)"
 rm -f /tmp/pwned-*"$tok"*
 hg_get 1 "$T/www/attack.php" "a=inject&n=1&tok=$tok" > "$T/inject.json"
