@@ -108,7 +108,7 @@ pub fn run(args: &[String]) -> i32 {
             return 2;
         }
     };
-    match Runner::start(&opts, None, None).and_then(|mut r| r.serve(&opts)) {
+    match Runner::start(&opts, None, None, None).and_then(|mut r| r.serve(&opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("mailguard run: {e}");
@@ -267,6 +267,7 @@ impl Runner {
         opts: &Opts,
         feed: Option<Receiver<Claimed>>,
         stop: Option<Arc<AtomicBool>>,
+        lock: Option<Flock<File>>,
     ) -> Result<Runner, String> {
         let config = opts.places.load_config()?;
         for n in &config.notices {
@@ -275,7 +276,10 @@ impl Runner {
         let transport =
             mailguard_transport::from_config(&config.transport).map_err(|e| e.to_string())?;
         let mut store = Store::open(&opts.places.state_dir).map_err(|e| e.to_string())?;
-        let lock = lock_runner(&opts.places.state_dir)?;
+        let lock = match lock {
+            Some(l) => l,
+            None => lock_runner(&opts.places.state_dir)?,
+        };
         let released = store
             .release_runner_claims(now())
             .map_err(|e| e.to_string())?;
@@ -731,6 +735,7 @@ pub fn spawn_for_daemon(
     places: &Places,
     feed: Receiver<Claimed>,
     stop: Arc<AtomicBool>,
+    lock: Flock<File>,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
     let opts = Opts {
         places: places.clone(),
@@ -738,7 +743,7 @@ pub fn spawn_for_daemon(
         interval: None,
         max: None,
     };
-    let mut runner = Runner::start(&opts, Some(feed), Some(stop))?;
+    let mut runner = Runner::start(&opts, Some(feed), Some(stop), Some(lock))?;
     std::thread::Builder::new()
         .name("runner".into())
         .spawn(move || runner.serve(&opts))
@@ -752,7 +757,8 @@ fn not_recorded(c: &Claimed, e: &StoreError) -> String {
     )
 }
 
-fn lock_runner(dir: &Path) -> Result<Flock<File>, String> {
+/// The one-deliverer-per-state-directory lock (`runner.lock`).
+pub fn lock_runner(dir: &Path) -> Result<Flock<File>, String> {
     let path = dir.join("runner.lock");
     let file = OpenOptions::new()
         .read(true)

@@ -26,8 +26,9 @@ pub const DEFAULT_SOCKET: &str = "/run/mailguard/submit.sock";
 /// recipients fits; nothing legitimate comes close).
 pub const MAX_HEADER: u32 = 8 << 20;
 /// How long a client waits for the daemon's answer (a group commit under load takes
-/// milliseconds; this only bounds a wedged daemon).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// milliseconds; this only bounds a wedged daemon). Longer than the daemon's own wait
+/// for its queue (20 s), so the client hears the daemon's answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// What a client asks.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -203,6 +204,16 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(
     r: &mut impl Read,
     max_body: u64,
 ) -> Result<(T, Vec<u8>), FrameError> {
+    read_frame_with(r, max_body, |_| Ok(()))
+}
+
+/// As [`read_frame`], with `admit` asked about the body's length before the body is
+/// allocated and read (a reader's memory budget); its error refuses the frame.
+pub fn read_frame_with<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+    max_body: u64,
+    admit: impl FnOnce(u64) -> Result<(), String>,
+) -> Result<(T, Vec<u8>), FrameError> {
     let mut lens = [0u8; 12];
     r.read_exact(&mut lens)?;
     let header_len = u32::from_be_bytes(lens[..4].try_into().expect("4 bytes"));
@@ -217,6 +228,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(
             "message of {body_len} bytes is over the {max_body}-byte limit"
         )));
     }
+    admit(header_len as u64 + body_len).map_err(FrameError::Invalid)?;
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header)?;
     let value = serde_json::from_slice(&header)
@@ -310,11 +322,13 @@ pub fn call(
     };
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
-    write_frame(&mut NoSigPipe(&stream), request, body).map_err(io_err)?;
+    let wrote = write_frame(&mut NoSigPipe(&stream), request, body);
+    // A daemon that refuses early (busy, too large) answers and closes without reading
+    // the rest: the write fails, and its answer says why.
     let mut reader = &stream;
     match read_frame::<Response>(&mut reader, 0) {
         Ok((response, _)) => Ok(response),
-        Err(FrameError::Io(source)) => Err(io_err(source)),
+        Err(FrameError::Io(source)) => Err(io_err(wrote.err().unwrap_or(source))),
         Err(FrameError::Invalid(problem)) => Err(ClientError::Protocol {
             path: path.to_path_buf(),
             problem,

@@ -7,7 +7,9 @@
 //! Messages released for delivery at once (`DeliverNow`, claimed in state `sending` by
 //! the store) go straight to the delivery side, without a poll of the queue.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::Arc;
 
 use mailguard_store::{
     now, Action, Admission, Claimed, Entry, Origin, SpamSummary, Store, Submission,
@@ -19,6 +21,32 @@ use super::accounts::Policy;
 const BATCH_MAX: usize = 256;
 const BATCH_BYTES: usize = 64 << 20;
 
+/// Where a job stands, shared by the connection that waits for it and the commit thread,
+/// so that a connection that stops waiting never answers "refused" for a message that is
+/// stored after all: it may give up only while the job is still `WAITING`.
+#[derive(Clone, Default)]
+pub struct Ticket(Arc<AtomicU8>);
+
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const GIVEN_UP: u8 = 2;
+
+impl Ticket {
+    /// The commit thread takes the job into a batch (false: its connection gave up).
+    fn take(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, TAKEN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The connection stops waiting (false: the job is in a batch; wait for its answer).
+    pub fn give_up(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, GIVEN_UP, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
 /// One checked message waiting to be stored.
 pub struct Job {
     pub policy: Policy,
@@ -29,23 +57,28 @@ pub struct Job {
     pub spam: Option<SpamSummary>,
     /// Where the answer goes: the store's admission, or the store's error in words.
     pub reply: SyncSender<Result<Admission, String>>,
+    pub ticket: Ticket,
 }
 
 /// Runs until every sender of `jobs` is gone.
 pub fn run(mut store: Store, jobs: Receiver<Job>, released: Sender<Claimed>) {
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        let mut bytes = batch[0].raw.len();
-        while batch.len() < BATCH_MAX && bytes < BATCH_BYTES {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    bytes += job.raw.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            // A job whose connection gave up is dropped: its caller was told "refused".
+            if job.ticket.take() {
+                bytes += job.raw.len();
+                batch.push(job);
+            }
+            if batch.len() < BATCH_MAX && bytes < BATCH_BYTES {
+                next = jobs.try_recv().ok();
             }
         }
-        commit(&mut store, batch, &released);
+        if !batch.is_empty() {
+            commit(&mut store, batch, &released);
+        }
     }
 }
 

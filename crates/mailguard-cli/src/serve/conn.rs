@@ -14,21 +14,22 @@ use mailguard_core::intake::{self, Intake};
 use mailguard_core::message::Refusal;
 use mailguard_core::spam::{self, SpamContext, Thresholds};
 use mailguard_proto::{
-    read_frame, write_frame, ClaimedOrigin, Disposition, FrameError, Request, Response, Submit,
+    read_frame_with, write_frame, ClaimedOrigin, Disposition, FrameError, Request, Response, Submit,
 };
 use mailguard_store::{now, Action, DayStats, ErrorEntry, Origin, SpamSummary, Store, StoreError};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::{json, Value};
 
 use super::accounts::{Accounts, Policy};
-use super::commit::Job;
+use super::commit::{Job, Ticket};
 
 /// How long a client may take to send its request (a slow or stuck client must not hold
 /// a connection slot for long).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the answer to a submission may take (a group commit is milliseconds; this
-/// bounds a wedged disk).
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a submission may wait for the commit thread to take it (a group commit is
+/// milliseconds; this bounds a wedged disk). Shorter than the client's own timeout, so the
+/// client hears the answer; once taken into a batch, the connection waits for the result.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What every connection thread shares.
 pub struct Shared {
@@ -43,6 +44,31 @@ pub struct Shared {
     /// The largest body any account may send, plus room for what the limit refuses
     /// with its own message.
     pub max_body: u64,
+    /// Request bytes held in memory per caller uid (bounded by [`UID_BYTES`]).
+    pub bytes: Mutex<HashMap<u32, u64>>,
+}
+
+/// Request bytes one uid may have in the daemon's memory at once: a few messages at the
+/// largest size limit. Past it the request is answered "busy" before its body is read.
+const UID_BYTES: u64 = 64 << 20;
+
+/// A share of a uid's byte budget, given back when the request is done.
+struct Held<'a> {
+    shared: &'a Shared,
+    uid: u32,
+    bytes: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut all = self.shared.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = all.get_mut(&self.uid) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                all.remove(&self.uid);
+            }
+        }
+    }
 }
 
 /// The caller as the kernel reports it.
@@ -112,7 +138,26 @@ fn serve(stream: &UnixStream, shared: &Shared) -> Result<Response, String> {
         stream,
         end: Instant::now() + REQUEST_TIMEOUT,
     };
-    let (request, body) = match read_frame::<Request>(&mut r, shared.max_body) {
+    let mut held = Held {
+        shared,
+        uid: peer.uid,
+        bytes: 0,
+    };
+    let budget = |len: u64| {
+        let mut all = shared.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let used = all.entry(peer.uid).or_insert(0);
+        // One request alone always fits (the size limit bounds it).
+        if *used > 0 && *used + len > UID_BYTES.max(shared.max_body) {
+            return Err(format!(
+                "the mailguard daemon is busy with {} MB from this user already; try again",
+                *used >> 20
+            ));
+        }
+        *used += len;
+        held.bytes = len;
+        Ok(())
+    };
+    let (request, body) = match read_frame_with::<Request>(&mut r, shared.max_body, budget) {
         Ok(x) => x,
         Err(FrameError::Io(e)) => return Err(format!("the request could not be read: {e}")),
         Err(FrameError::Invalid(problem)) => return Err(format!("bad request: {problem}")),
@@ -183,6 +228,7 @@ fn submit(
     });
     let summary = verdict.as_ref().map(SpamSummary::of);
     let (tx, rx) = mpsc::sync_channel(1);
+    let ticket = Ticket::default();
     let job = Job {
         policy: policy.clone(),
         raw,
@@ -191,6 +237,7 @@ fn submit(
         origin: origin_of(&s.origin, &s.entry, peer),
         spam: summary,
         reply: tx,
+        ticket: ticket.clone(),
     };
     if shared.jobs.send(job).is_err() {
         return refused(
@@ -200,14 +247,20 @@ fn submit(
             },
         );
     }
-    let admission = match rx.recv_timeout(COMMIT_TIMEOUT) {
+    let answer = match rx.recv_timeout(COMMIT_TIMEOUT) {
+        Ok(a) => Ok(a),
+        // Refused only if it can no longer be stored; in a batch already: its result.
+        Err(_) if ticket.give_up() => Err(()),
+        Err(_) => rx.recv().map_err(|_| ()),
+    };
+    let admission = match answer {
         Ok(Ok(a)) => a,
         Ok(Err(problem)) => return refused(policy, Refusal::Store { problem }),
-        Err(_) => {
+        Err(()) => {
             return refused(
                 policy,
                 Refusal::Store {
-                    problem: "the queue did not answer in time".to_owned(),
+                    problem: "the queue did not take it in time (nothing was stored)".to_owned(),
                 },
             )
         }

@@ -170,6 +170,10 @@ fn serve(opts: &Opts) -> Result<(), String> {
     let commit_store = open()?;
     private_state_dir(state_dir)?;
     let queries = open()?;
+    // First make sure this is the only deliverer of the state directory and the only
+    // daemon on the socket; only then may the claims of a stopped one be given back.
+    let runner_lock = run::lock_runner(state_dir)?;
+    let (listener, owned_path) = listen(&serve_cfg)?;
     // The daemon is the only deliverer: a message still `sending` was being delivered by
     // a daemon that stopped; it is due again now, not when its lease runs out.
     let mut startup = open()?;
@@ -192,7 +196,6 @@ fn serve(opts: &Opts) -> Result<(), String> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
 
-    let (listener, owned_path) = listen(&serve_cfg)?;
     let (jobs_tx, jobs_rx) = mpsc::sync_channel(4096);
     let (released_tx, released_rx) = mpsc::channel();
     let committer = std::thread::Builder::new()
@@ -200,7 +203,12 @@ fn serve(opts: &Opts) -> Result<(), String> {
         .spawn(move || commit::run(commit_store, jobs_rx, released_tx))
         .map_err(|e| format!("cannot start the commit thread: {e}"))?;
     let runner_stop = Arc::new(AtomicBool::new(false));
-    let runner = run::spawn_for_daemon(&opts.places, released_rx, Arc::clone(&runner_stop))?;
+    let runner = run::spawn_for_daemon(
+        &opts.places,
+        released_rx,
+        Arc::clone(&runner_stop),
+        runner_lock,
+    )?;
 
     let max_body = accounts.max_message_size().saturating_add(1 << 20);
     let shared = Arc::new(Shared {
@@ -210,6 +218,7 @@ fn serve(opts: &Opts) -> Result<(), String> {
         queries: Mutex::new(queries),
         host: notice::host_name(),
         max_body,
+        bytes: Mutex::new(HashMap::new()),
     });
     eprintln!(
         "mailguard serve: listening on {}, state in {}",
