@@ -420,7 +420,9 @@ fn queue(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
             }
         }
         Some("show") => {
-            let m = o.open()?.queue_show(id()?)?;
+            // The id first: a usage error must not depend on the state directory.
+            let id = id()?;
+            let m = o.open()?.queue_show(id)?;
             if o.flag("--raw") {
                 out.write_all(m.raw.as_deref().unwrap_or_default())?;
                 return Ok(());
@@ -460,7 +462,8 @@ fn queue(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
             writeln!(out, "body         {body}")?;
         }
         Some("delete") => {
-            let e = o.open()?.queue_delete(id()?)?;
+            let id = id()?;
+            let e = o.open()?.queue_delete(id)?;
             writeln!(
                 out,
                 "deleted message {} ({}, {}, {})",
