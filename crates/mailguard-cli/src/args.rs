@@ -48,11 +48,6 @@ impl<'a> Args<'a> {
         })
     }
 
-    /// Whether the option just read came as `--key=value` (a flag must not).
-    pub fn has_inline_value(&self) -> bool {
-        self.inline.is_some()
-    }
-
     /// The value of the option just read: `--key=value` or the next argument.
     pub fn value(&mut self) -> Result<String, String> {
         if let Some(v) = self.inline.take() {

@@ -5,7 +5,6 @@ mod admin;
 mod args;
 mod bounce;
 mod check;
-mod dashboard;
 mod notice;
 mod report;
 mod run;
@@ -54,7 +53,7 @@ fn main() {
         "bounce" => bounce::run(&args[1..]),
         "report" => report::run(&args[1..]),
         "check" => check::run(&args[1..]),
-        "dashboard" => dashboard::run(&args[1..]),
+        "dashboard" => mailguard_dashboard::run(&args[1..]),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             0

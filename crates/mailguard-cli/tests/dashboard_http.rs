@@ -235,10 +235,12 @@ impl Dashboard {
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
+            "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {}\r\n", self.addr));
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -925,11 +927,25 @@ fn metrics_need_credentials_and_are_prometheus_text() {
 }
 
 #[test]
-fn metrics_can_be_open_on_loopback() {
-    let d = start_with(&["--metrics-open"]);
-    let r = d.get("/metrics", &[]);
-    assert_eq!(r.status, 200);
-    assert!(r.body.contains("mailguard_sent_total{account=\"site2\"} 1"));
+fn metrics_are_open_only_to_the_configured_scrape_address() {
+    // A scrape address that is not ours: loopback peers still need a credential.
+    let d = start_with(&["--metrics-scrape", "192.0.2.7"]);
+    assert_eq!(d.get("/metrics", &[]).status, 401);
+    let ok = d.api("GET", "/metrics", &format!("admin:{ADMIN_PW}"), "");
+    assert_eq!(ok.status, 200);
+    // Another Host is refused before anything else, with or without credentials.
+    let evil = d.request(
+        "GET",
+        "/metrics",
+        &[
+            ("Host", "evil.example"),
+            ("Authorization", &format!("Bearer admin:{ADMIN_PW}")),
+        ],
+        "",
+    );
+    assert_eq!(evil.status, 421, "{}", evil.body);
+    assert!(!evil.body.contains("mailguard_"));
+    assert_eq!(d.get("/", &[("Host", "evil.example")]).status, 421);
     // The API stays closed.
     assert_eq!(d.get("/api/accounts", &[]).status, 401);
 }

@@ -42,7 +42,7 @@ pub fn principal(app: &App, req: &Request) -> Result<Principal, Response> {
             "authentication required: send Authorization: Bearer NAME:SECRET",
         ));
     };
-    match app.auth.check_bearer(token) {
+    match app.auth.check_bearer(token, req.peer) {
         Ok(p) => Ok(p),
         Err(AuthFailure::Invalid) => Err(unauthorized("wrong credentials")),
         Err(AuthFailure::Throttled) => Err(error(

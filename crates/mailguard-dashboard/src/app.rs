@@ -13,13 +13,16 @@ use mailguard_store::{now, Snapshot, Store, StoreError};
 use serde_json::{json, Value};
 
 use super::advice::Action;
-use super::auth::{secrets_equal, Auth, AuthFailure, Principal, Session};
+use super::auth::{secrets_equal, Attempt, Auth, AuthFailure, Principal, Session};
 use super::http::{form_value, Request, Response};
 use super::pages::{self, Viewer, ERRORS_PER_PAGE};
 use super::{api, metrics};
 
 pub const SESSION_COOKIE: &str = "mg_session";
 const LOGIN_COOKIE: &str = "mg_login";
+/// Set at a successful login: this browser logged in as this name before, so the login
+/// throttle checks its password even while someone else's failures throttle the name.
+const DEVICE_COOKIE: &str = "mg_device";
 
 /// Configuration and state of one running dashboard.
 pub struct App {
@@ -27,8 +30,10 @@ pub struct App {
     pub auth: Auth,
     /// Add `Secure` to cookies (set when the dashboard is served over HTTPS by a proxy).
     pub secure_cookie: bool,
-    /// Serve `/metrics` without credentials to loopback peers.
-    pub metrics_open: bool,
+    /// The one peer address that may read `/metrics` without credentials.
+    pub metrics_scrape: Option<std::net::IpAddr>,
+    /// The `Host` values accepted (lower case, with the port); any other is refused.
+    pub hosts: Vec<String>,
 }
 
 thread_local! {
@@ -188,6 +193,17 @@ impl App {
 
     /// Answers one request.
     pub fn handle(&self, req: &Request) -> Response {
+        let hosts = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("host"));
+        if hosts.count() != 1 || !self.host_allowed(req.header("host")) {
+            return Response::text(
+                421,
+                "text/plain; charset=utf-8",
+                "this server does not answer for that host name\n".into(),
+            );
+        }
         let Some(seg) = req.segments() else {
             return self.html_problem(None, 400, "Bad request", "The address is not valid UTF-8.");
         };
@@ -224,6 +240,13 @@ impl App {
             }
             _ => self.html_problem(None, 404, "Not found", "There is no such page."),
         }
+    }
+
+    /// Is `Host` one this dashboard was configured for? (A missing Host, allowed in
+    /// HTTP/1.0, is refused too: DNS rebinding pages always send one, proxies as well.)
+    pub fn host_allowed(&self, host: Option<&str>) -> bool {
+        host.map(|h| h.trim().to_ascii_lowercase())
+            .is_some_and(|h| self.hosts.contains(&h))
     }
 
     fn html_problem(
@@ -310,11 +333,20 @@ impl App {
         }
         let user = form_value(&form, "user").unwrap_or("").trim();
         let password = form_value(&form, "password").unwrap_or("");
-        match self.auth.check_password(user, password) {
+        let attempt = match req.cookie(DEVICE_COOKIE) {
+            Some(d) if self.auth.device_trusted(&d, user) => Attempt::Trusted,
+            _ => Attempt::Form,
+        };
+        match self.auth.check_password(user, password, req.peer, attempt) {
             Ok(c) => {
                 let (id, _) = self.auth.start_session(&c);
+                let device = self.auth.device_cookie(&c);
                 Response::redirect("/")
                     .with_header("Set-Cookie", self.cookie(SESSION_COOKIE, &id, None))
+                    .with_header(
+                        "Set-Cookie",
+                        self.cookie(DEVICE_COOKIE, &device, Some(30 * 86400)),
+                    )
                     .with_header("Set-Cookie", self.cookie(LOGIN_COOKIE, "", Some(0)))
             }
             Err(AuthFailure::Invalid) => self.login_page(Some("Wrong name or password."), 401),

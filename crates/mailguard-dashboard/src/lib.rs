@@ -3,7 +3,8 @@
 //! JSON API for hosting panels, and `/metrics` for Prometheus; plus `dashboard passwd`,
 //! which writes the credentials it accepts.
 //!
-//! The server is small and synchronous ([`tiny_http`], a few threads); each request reads
+//! The server ([`server`]: hyper on a small tokio runtime, every resource bounded) runs
+//! the application on a few blocking workers; each request reads
 //! the store in short transactions, so the extension and the runner never wait on it.
 //!
 //! - [`http`]: request/response values, security headers, form and cookie parsing
@@ -14,15 +15,17 @@
 mod advice;
 mod api;
 mod app;
+mod args;
 mod auth;
 mod chart;
 mod http;
 mod metrics;
 mod pages;
+mod server;
 
-use crate::args::Args;
-use std::io::{BufRead, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use args::Args;
+use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,12 +33,12 @@ use mailguard_store::{Store, DEFAULT_STATE_DIR};
 
 use app::App;
 use auth::{Auth, CredentialsFile, Role};
-use http::{Request, Response, MAX_BODY, SECURITY_HEADERS};
 
 const USAGE: &str = "\
 usage:
   mailguard dashboard [--listen ADDR:PORT] [--state-dir DIR] [--auth-file FILE]
-                      [--allow-remote] [--secure-cookie] [--metrics-open] [--threads N]
+                      [--allow-remote] [--secure-cookie] [--host NAME[:PORT]]
+                      [--metrics-scrape IP] [--threads N] [--max-connections N]
   mailguard dashboard passwd (--account NAME | --operator NAME) [--generate]
                       [--iterations N] [--auth-file FILE]
 
@@ -47,7 +50,14 @@ usage:
 --allow-remote    listen on a non-loopback address: only behind a TLS proxy, as the
                   dashboard itself speaks plain HTTP
 --secure-cookie   mark the session cookie Secure (when served over HTTPS)
---metrics-open    serve /metrics without credentials to loopback clients
+--host            the name the panel is reached by (as the browser or proxy sends it
+                  in Host); requests naming another host are refused. The listen
+                  address and localhost:PORT are always accepted
+--metrics-scrape  serve /metrics without credentials to this one (non-loopback) peer
+                  address; anyone else needs an operator's or owner's credential
+--threads         application workers (store reads, password checks), default 4
+--max-connections open connections at most, default 256 (slow peers are cut after
+                  10 s without a complete request head)
 passwd            reads the password from the first line of stdin (at least 12
                   characters), or with --generate makes one and prints it; an account
                   owner sees only that account, an operator sees all
@@ -257,9 +267,36 @@ fn listen_addr(text: &str, allow_remote: bool) -> Result<SocketAddr, Fail> {
 fn serve(args: &[String]) -> Result<(), Fail> {
     let o = parse(
         args,
-        &["--listen", "--state-dir", "--auth-file", "--threads"],
+        &[
+            "--listen",
+            "--state-dir",
+            "--auth-file",
+            "--threads",
+            "--host",
+            "--metrics-scrape",
+            "--max-connections",
+        ],
         &["--allow-remote", "--secure-cookie", "--metrics-open"],
     )?;
+    if o.flag("--metrics-open") {
+        return Err(Fail::Usage(
+            "--metrics-open is gone: it showed every account to every local user. Use \
+             --metrics-scrape IP (a remote scraper's address) or give the scraper an \
+             operator's Bearer credential"
+                .into(),
+        ));
+    }
+    let metrics_scrape = o.value("--metrics-scrape").map(scrape_addr).transpose()?;
+    let max_connections = match o.value("--max-connections") {
+        None => server::Limits::default().max_connections,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                Fail::Usage("--max-connections must be a number from 1 to 10000".into())
+            })?,
+    };
     let addr = listen_addr(
         o.value("--listen").unwrap_or("127.0.0.1:8025"),
         o.flag("--allow-remote"),
@@ -298,101 +335,43 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             file.path.display()
         );
     }
-    let server = tiny_http::Server::http(addr)
+    let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| Fail::Run(format!("cannot listen on {addr}: {e}")))?;
-    let local = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| addr.to_string());
+    let local = listener.local_addr().unwrap_or(addr);
+    let mut hosts = vec![local.to_string(), format!("localhost:{}", local.port())];
+    if let Some(h) = o.value("--host") {
+        hosts.push(h.to_ascii_lowercase());
+    }
     let app = Arc::new(App {
         state_dir,
         auth: Auth::new(file),
         secure_cookie: o.flag("--secure-cookie"),
-        metrics_open: o.flag("--metrics-open"),
+        metrics_scrape,
+        hosts,
     });
-    let server = Arc::new(server);
+    let limits = server::Limits {
+        workers: threads,
+        max_connections,
+        ..server::Limits::default()
+    };
     println!("mailguard dashboard: listening on http://{local}/");
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (server, app) = (Arc::clone(&server), Arc::clone(&app));
-            std::thread::spawn(move || loop {
-                match server.recv() {
-                    Ok(rq) => answer(&app, rq),
-                    Err(e) => eprintln!("mailguard dashboard: accept: {e}"),
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(())
+    server::run(listener, app, limits).map_err(|e| Fail::Run(format!("server: {e}")))
 }
 
-/// Reads one request, answers it (a panic becomes a 500), adds the security headers.
-fn answer(app: &App, mut rq: tiny_http::Request) {
-    let headers: Vec<(String, String)> = rq
-        .headers()
-        .iter()
-        .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_owned()))
-        .collect();
-    let declared = rq.body_length().unwrap_or(0);
-    let response = if declared > MAX_BODY {
-        Response::text(
-            413,
-            "text/plain; charset=utf-8",
-            "request body too large\n".into(),
-        )
-    } else {
-        let mut body = Vec::new();
-        let read = rq
-            .as_reader()
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body);
-        if read.is_err() {
-            return;
-        }
-        if body.len() > MAX_BODY {
-            Response::text(
-                413,
-                "text/plain; charset=utf-8",
-                "request body too large\n".into(),
-            )
-        } else {
-            let req = Request::new(
-                rq.method().as_str(),
-                rq.url(),
-                headers,
-                body,
-                rq.remote_addr().map(|a| a.ip()),
-            );
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.handle(&req)))
-                .unwrap_or_else(|_| {
-                    Response::text(500, "text/plain; charset=utf-8", "internal error\n".into())
-                })
-        }
-    };
-    if response.status >= 500 {
-        eprintln!(
-            "mailguard dashboard: {} {} -> {}",
-            rq.method(),
-            rq.url().split('?').next().unwrap_or(""),
-            response.status
-        );
+/// `--metrics-scrape IP`: the one peer address that may read `/metrics` without
+/// credentials. A loopback address is refused: every local user shares it.
+fn scrape_addr(text: &str) -> Result<IpAddr, Fail> {
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| Fail::Usage(format!("--metrics-scrape {text}: not an IP address")))?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Err(Fail::Usage(format!(
+            "--metrics-scrape {text}: every local user can connect from {text}, so /metrics \
+             would be open to all of them; give a local scraper an operator's Bearer \
+             credential instead, or name the remote scraper's own address"
+        )));
     }
-    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
-    for (k, v) in response
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(SECURITY_HEADERS)
-    {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            out.add_header(h);
-        }
-    }
-    let _ = rq.respond(out);
+    Ok(ip)
 }
 
 #[cfg(test)]

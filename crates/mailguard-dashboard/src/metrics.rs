@@ -105,8 +105,10 @@ pub fn render(snaps: &[Snapshot]) -> String {
 }
 
 pub fn handle(app: &App, req: &Request) -> Response {
-    let open =
-        app.metrics_open && req.bearer().is_none() && req.peer.is_some_and(|ip| ip.is_loopback());
+    let open = req.bearer().is_none()
+        && app.metrics_scrape.is_some()
+        && req.peer.is_some()
+        && req.peer == app.metrics_scrape;
     let accounts = if open {
         app.store(|s| s.accounts())
     } else {

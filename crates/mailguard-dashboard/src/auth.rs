@@ -21,10 +21,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -48,7 +49,14 @@ const MAX_SESSIONS: usize = 10_000;
 const BEARER_CACHE: Duration = Duration::from_secs(600);
 /// At most this many failed logins per name in [`THROTTLE_WINDOW`].
 const THROTTLE_FAILURES: u32 = 10;
+/// Failures from one peer address (over all names) before its form logins are refused.
+const THROTTLE_PEER_FAILURES: u32 = 50;
 const THROTTLE_WINDOW: Duration = Duration::from_secs(600);
+/// The throttle map's size bound.
+pub const THROTTLE_ENTRIES: usize = 4096;
+/// Longer passwords are refused unchecked (PBKDF2 time grows with the password).
+const MAX_PASSWORD: usize = 1024;
+const DEVICE_COOKIE_LIFETIME: Duration = Duration::from_secs(30 * 86400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -480,10 +488,61 @@ pub struct Session {
     last: Instant,
 }
 
-/// Failed attempts per name.
+/// Failed attempts, keyed by SHA-256 of (process key, "name"/"peer", value): an entry is
+/// 44 bytes whatever the name's length, and there are at most [`THROTTLE_ENTRIES`]
+/// (expired ones dropped first, then the oldest).
 #[derive(Debug, Default)]
 struct Throttle {
-    failures: HashMap<String, (u32, Instant)>,
+    failures: HashMap<[u8; 32], (u32, Instant)>,
+}
+
+impl Throttle {
+    fn count(&self, key: &[u8; 32]) -> u32 {
+        match self.failures.get(key) {
+            Some((n, since)) if since.elapsed() < THROTTLE_WINDOW => *n,
+            _ => 0,
+        }
+    }
+
+    fn fail(&mut self, key: [u8; 32]) {
+        if self.failures.len() >= THROTTLE_ENTRIES && !self.failures.contains_key(&key) {
+            self.failures
+                .retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
+            if self.failures.len() >= THROTTLE_ENTRIES {
+                if let Some(k) = self
+                    .failures
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(k, _)| *k)
+                {
+                    self.failures.remove(&k);
+                }
+            }
+        }
+        let e = self.failures.entry(key).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= THROTTLE_WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+/// How a password is presented, which decides whether a throttle may refuse it unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The login form from a browser without a device cookie for this name: refused
+    /// unchecked while the name or the peer is throttled.
+    Form,
+    /// The login form from a browser that logged in as this name before (a valid
+    /// [`Auth::device_cookie`]), or an API Bearer credential: always checked, so
+    /// someone else's failures never lock the owner out. Failures still count, and
+    /// each check costs the full PBKDF2 work on one of the few workers.
+    Trusted,
 }
 
 /// The authentication state of one running dashboard.
@@ -495,8 +554,8 @@ pub struct Auth {
     bearer: Mutex<HashMap<[u8; 32], (Credential, Instant)>>,
     throttle: Mutex<Throttle>,
     process_key: [u8; 32],
-    /// A hash to spend the same time on when the name is unknown.
-    dummy_hash: String,
+    /// Salt for the work spent when the name is unknown.
+    dummy_salt: [u8; 16],
 }
 
 /// Why an authentication failed.
@@ -504,7 +563,7 @@ pub struct Auth {
 pub enum AuthFailure {
     /// No credential, or a wrong one.
     Invalid,
-    /// Too many failures for this name; try again later.
+    /// Too many failures for this name or from this peer; try again later.
     Throttled,
 }
 
@@ -512,6 +571,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking request must not lock everyone out.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The iteration count of a stored hash (0 if malformed).
+fn iterations_of(hash: &str) -> u32 {
+    hash.split('$')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
 
 impl Auth {
     pub fn new(file: CredentialsFile) -> Auth {
@@ -521,53 +590,99 @@ impl Auth {
             bearer: Mutex::new(HashMap::new()),
             throttle: Mutex::new(Throttle::default()),
             process_key: random_bytes(),
-            dummy_hash: hash_password("mailguard-dummy", MIN_ITERATIONS),
+            dummy_salt: random_bytes(),
         }
     }
 
-    fn throttled(&self, name: &str) -> bool {
-        let t = lock(&self.throttle);
-        matches!(t.failures.get(name), Some((n, since)) if *n >= THROTTLE_FAILURES && since.elapsed() < THROTTLE_WINDOW)
+    fn throttle_key(&self, kind: &str, value: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.process_key);
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(value);
+        h.finalize().into()
     }
 
-    fn record_failure(&self, name: &str) {
-        let mut t = lock(&self.throttle);
-        if t.failures.len() > 10_000 {
-            t.failures
-                .retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
-        }
-        let e = t
-            .failures
-            .entry(name.to_owned())
-            .or_insert((0, Instant::now()));
-        if e.1.elapsed() >= THROTTLE_WINDOW {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
+    fn peer_key(&self, peer: Option<IpAddr>) -> [u8; 32] {
+        self.throttle_key(
+            "peer",
+            peer.map(|p| p.to_string()).unwrap_or_default().as_bytes(),
+        )
     }
 
-    /// Checks a name and password against the credentials file.
-    pub fn check_password(&self, name: &str, password: &str) -> Result<Credential, AuthFailure> {
-        if self.throttled(name) {
+    /// Entries in the throttle map (bounded by [`THROTTLE_ENTRIES`]).
+    #[cfg(test)]
+    pub fn throttle_entries(&self) -> usize {
+        lock(&self.throttle).len()
+    }
+
+    /// The same PBKDF2 work as checking a real credential: the highest iteration count
+    /// in the file (the default count when it is empty), so that the time of a wrong
+    /// answer does not tell whether the name exists.
+    fn dummy_work(&self, password: &str, credentials: &[Credential]) {
+        let iterations = credentials
+            .iter()
+            .map(|c| iterations_of(&c.hash))
+            .max()
+            .unwrap_or(DEFAULT_ITERATIONS)
+            .max(MIN_ITERATIONS);
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &self.dummy_salt, iterations, &mut out);
+        std::hint::black_box(out);
+    }
+
+    /// Checks a name and password against the credentials file. Names that cannot exist
+    /// (empty, longer than 128 bytes, other characters) are refused before any work and
+    /// never enter the throttle map by name.
+    pub fn check_password(
+        &self,
+        name: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+        attempt: Attempt,
+    ) -> Result<Credential, AuthFailure> {
+        let peer_key = self.peer_key(peer);
+        if !valid_name(name) || password.len() > MAX_PASSWORD {
+            lock(&self.throttle).fail(peer_key);
+            return Err(AuthFailure::Invalid);
+        }
+        let name_key = self.throttle_key("name", name.as_bytes());
+        let throttled = {
+            let t = lock(&self.throttle);
+            t.count(&name_key) >= THROTTLE_FAILURES || t.count(&peer_key) >= THROTTLE_PEER_FAILURES
+        };
+        if throttled && attempt == Attempt::Form {
             return Err(AuthFailure::Throttled);
         }
-        match self.file.find(name) {
+        let credentials = self.file.load().unwrap_or_default();
+        match credentials.iter().find(|c| c.name == name) {
             Some(c) if verify_password(&c.hash, password) => {
-                lock(&self.throttle).failures.remove(name);
-                Ok(c)
+                lock(&self.throttle).failures.remove(&name_key);
+                Ok(c.clone())
             }
             found => {
                 if found.is_none() {
-                    let _ = verify_password(&self.dummy_hash, password);
+                    self.dummy_work(password, &credentials);
                 }
-                self.record_failure(name);
-                Err(AuthFailure::Invalid)
+                let mut t = lock(&self.throttle);
+                t.fail(name_key);
+                t.fail(peer_key);
+                Err(if throttled {
+                    AuthFailure::Throttled
+                } else {
+                    AuthFailure::Invalid
+                })
             }
         }
     }
 
-    /// A bearer token is `NAME:SECRET`, the same secret as the login password.
-    pub fn check_bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+    /// A bearer token is `NAME:SECRET`, the same secret as the login password. It is
+    /// checked even while the name is throttled (see [`Attempt::Trusted`]).
+    pub fn check_bearer(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, AuthFailure> {
         let Some((name, secret)) = token.split_once(':') else {
             return Err(AuthFailure::Invalid);
         };
@@ -584,7 +699,7 @@ impl Auth {
                 }
             }
         }
-        let c = self.check_password(name, secret)?;
+        let c = self.check_password(name, secret, peer, Attempt::Trusted)?;
         let mut cache = lock(&self.bearer);
         if cache.len() >= 1000 {
             cache.retain(|_, (_, at)| at.elapsed() < BEARER_CACHE);
@@ -594,6 +709,33 @@ impl Auth {
         }
         cache.insert(key, (c.clone(), Instant::now()));
         Ok(principal(&c))
+    }
+
+    /// The value of a device cookie for `c`: `NAME.EXPIRY.MAC`, the MAC keyed by the
+    /// credential's stored hash (secret, survives restarts, void once the password
+    /// changes). A browser that shows one is never refused unchecked by the throttle.
+    pub fn device_cookie(&self, c: &Credential) -> String {
+        let expiry = unix_now() + DEVICE_COOKIE_LIFETIME.as_secs();
+        format!("{}.{expiry}.{}", c.name, device_mac(c, expiry))
+    }
+
+    /// Does `cookie` vouch for a browser that logged in as `name` before?
+    pub fn device_trusted(&self, cookie: &str, name: &str) -> bool {
+        let mut parts = cookie.rsplitn(3, '.');
+        let (Some(mac), Some(expiry), Some(who)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(expiry) = expiry.parse::<u64>() else {
+            return false;
+        };
+        if who != name || expiry < unix_now() || !valid_name(name) {
+            return false;
+        }
+        match self.file.find(name) {
+            Some(c) => secrets_equal(&device_mac(&c, expiry), mac),
+            None => false,
+        }
     }
 
     /// Starts a session; returns its id (for the cookie) and the session.
@@ -642,6 +784,24 @@ impl Auth {
     pub fn end_session(&self, id: &str) {
         lock(&self.sessions).remove(&session_key(id));
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn device_mac(c: &Credential, expiry: u64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(c.hash.as_bytes())
+        .expect("HMAC takes keys of any length");
+    m.update(b"mailguard-device\0");
+    m.update(c.name.as_bytes());
+    m.update(b"\0");
+    m.update(expiry.to_string().as_bytes());
+    hex(&m.finalize().into_bytes())
 }
 
 fn principal(c: &Credential) -> Principal {
@@ -705,17 +865,19 @@ mod tests {
         // Nothing but the file itself is left in the directory.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         let auth = Auth::new(f);
-        assert!(auth.check_password("site1", "three").is_ok());
+        assert!(auth
+            .check_password("site1", "three", None, Attempt::Form)
+            .is_ok());
         assert_eq!(
-            auth.check_password("site1", "one"),
+            auth.check_password("site1", "one", None, Attempt::Form),
             Err(AuthFailure::Invalid)
         );
-        let p = auth.check_bearer("admin:two").unwrap();
+        let p = auth.check_bearer("admin:two", None).unwrap();
         assert_eq!(p.role, Role::Operator);
         assert!(p.may_access("anything"));
-        assert!(auth.check_bearer("admin:two").is_ok());
-        assert!(auth.check_bearer("admin:wrong").is_err());
-        assert!(auth.check_bearer("admintwo").is_err());
+        assert!(auth.check_bearer("admin:two", None).is_ok());
+        assert!(auth.check_bearer("admin:wrong", None).is_err());
+        assert!(auth.check_bearer("admintwo", None).is_err());
     }
 
     #[test]
@@ -725,7 +887,7 @@ mod tests {
         f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
             .unwrap();
         let auth = Auth::new(f.clone());
-        let c = auth.check_password("a", "pw").unwrap();
+        let c = auth.check_password("a", "pw", None, Attempt::Form).unwrap();
         let (id, s) = auth.start_session(&c);
         assert!(!s.principal.may_access("b"));
         assert!(auth.session(&id).is_some());
@@ -743,9 +905,50 @@ mod tests {
             .unwrap();
         let auth = Auth::new(f);
         for _ in 0..THROTTLE_FAILURES {
-            assert_eq!(auth.check_password("a", "x"), Err(AuthFailure::Invalid));
+            assert_eq!(
+                auth.check_password("a", "x", None, Attempt::Form),
+                Err(AuthFailure::Invalid)
+            );
         }
-        assert_eq!(auth.check_password("a", "pw"), Err(AuthFailure::Throttled));
+        assert_eq!(
+            auth.check_password("a", "pw", None, Attempt::Form),
+            Err(AuthFailure::Throttled)
+        );
+        // A browser that logged in before, and a Bearer credential, are still checked.
+        let c = auth.file.find("a").unwrap();
+        assert!(auth.device_trusted(&auth.device_cookie(&c), "a"));
+        assert!(!auth.device_trusted(&auth.device_cookie(&c), "b"));
+        assert!(!auth.device_trusted("a.99999999999.00", "a"));
+        assert!(auth
+            .check_password("a", "pw", None, Attempt::Trusted)
+            .is_ok());
+        assert!(auth.check_bearer("a:pw", None).is_ok());
+    }
+
+    #[test]
+    fn the_throttle_map_stays_bounded_and_long_names_never_enter_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CredentialsFile::new(dir.path().join("auth"));
+        f.set(Role::Account, "a", hash_password("pw", MIN_ITERATIONS))
+            .unwrap();
+        let auth = Auth::new(f);
+        let long = "x".repeat(15_000);
+        for i in 0..1000 {
+            let r = auth.check_password(&format!("{long}{i}"), "x", None, Attempt::Form);
+            assert_eq!(r, Err(AuthFailure::Invalid));
+        }
+        // Only the (one) peer entry: names that cannot exist are not keyed.
+        assert_eq!(auth.throttle_entries(), 1);
+        let mut t = lock(&auth.throttle);
+        for i in 0..(THROTTLE_ENTRIES as u32 + 500) {
+            t.fail(auth.throttle_key("name", &i.to_be_bytes()));
+        }
+        assert_eq!(t.len(), THROTTLE_ENTRIES);
+        // The newest entries are kept, the oldest dropped.
+        let newest = auth.throttle_key("name", &(THROTTLE_ENTRIES as u32 + 499).to_be_bytes());
+        assert_eq!(t.count(&newest), 1);
+        drop(t);
+        assert!(auth.throttle_entries() <= THROTTLE_ENTRIES);
     }
 
     #[test]
@@ -793,14 +996,21 @@ mod tests {
 
         let auth = Auth::new(f.clone());
         assert_eq!(
-            auth.check_password("site1", "good one").unwrap().role,
+            auth.check_password("site1", "good one", None, Attempt::Form)
+                .unwrap()
+                .role,
             Role::Account
         );
         assert_eq!(
-            auth.check_password("admin", "other one").unwrap().role,
+            auth.check_password("admin", "other one", None, Attempt::Form)
+                .unwrap()
+                .role,
             Role::Operator
         );
-        assert_eq!(auth.check_password("evil", "x"), Err(AuthFailure::Invalid));
+        assert_eq!(
+            auth.check_password("evil", "x", None, Attempt::Form),
+            Err(AuthFailure::Invalid)
+        );
 
         // passwd keeps the lines it does not own, malformed ones included.
         f.set(
@@ -814,7 +1024,9 @@ mod tests {
         assert!(text.contains("\nroot x "));
         assert!(text.ends_with(&format!("\noperator admin {other}\n")));
         assert_eq!(text.lines().count(), 10);
-        assert!(auth.check_password("site1", "new one").is_ok());
+        assert!(auth
+            .check_password("site1", "new one", None, Attempt::Form)
+            .is_ok());
         f.set(
             Role::Account,
             "site3",
