@@ -386,7 +386,9 @@ fn login_panel_and_escaping() {
     assert_eq!(p.status, 200);
     assert_security_headers(&p);
     let b = &p.body;
-    assert!(b.contains("id=\"status-light\" data-status=\"active\" data-colour=\"green\""));
+    assert!(b.contains(
+        "id=\"status-light\" class=\"light green\" data-status=\"active\" data-colour=\"green\""
+    ));
     assert!(b.contains("<dd id=\"sent-total\">3</dd>"), "{b}");
     assert!(b.contains("<dd id=\"sent-today\">3</dd>"));
     assert!(b.contains("<dd id=\"errors-total\">2</dd>"));

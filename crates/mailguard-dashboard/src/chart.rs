@@ -4,7 +4,7 @@
 
 use mailguard_store::DayStats;
 
-use super::pages::esc;
+use maud::{html, Markup};
 
 const W: u32 = 760;
 const H: u32 = 240;
@@ -30,7 +30,7 @@ fn axis_max(max: u64) -> u64 {
 }
 
 /// The SVG element for `days` (oldest first).
-pub fn history_svg(days: &[DayStats]) -> String {
+pub fn history_svg(days: &[DayStats]) -> Markup {
     let max = days
         .iter()
         .flat_map(|d| [d.sent, d.errors, d.refused])
@@ -44,79 +44,46 @@ pub fn history_svg(days: &[DayStats]) -> String {
     let bar = (slot / 3.6).max(1.0);
     let y_of = |v: u64| TOP as f64 + plot_h as f64 * (1.0 - v as f64 / top as f64);
     let total = |f: fn(&DayStats) -> u64| days.iter().map(f).sum::<u64>();
-    let mut s = format!(
-        "<svg id=\"history-chart\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" \
-         viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
-         aria-labelledby=\"chart-title\" data-days=\"{}\">\
-         <title id=\"chart-title\">Mail per day over the last {} days: {} sent, {} errors, {} refused</title>",
-        days.len(),
-        days.len(),
-        total(|d| d.sent),
-        total(|d| d.errors),
-        total(|d| d.refused),
-    );
-    // Grid lines and their values: 0, half, top.
-    for v in [0, top / 2, top] {
-        let y = y_of(v);
-        s.push_str(&format!(
-            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/>\
-             <text class=\"axis\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            W - RIGHT,
-            LEFT - 6,
-            y + 4.0
-        ));
-    }
-    for (i, d) in days.iter().enumerate() {
-        let x0 = LEFT as f64 + slot * i as f64 + (slot - 3.0 * bar) / 2.0;
-        for (k, (class, v)) in [
-            ("sent", d.sent),
-            ("errors", d.errors),
-            ("refused", d.refused),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let y = y_of(v);
-            let h = (TOP as f64 + plot_h as f64 - y).max(0.0);
-            s.push_str(&format!(
-                "<rect class=\"bar {class}\" data-day=\"{}\" data-value=\"{v}\" x=\"{:.1}\" y=\"{y:.1}\" \
-                 width=\"{bar:.1}\" height=\"{h:.1}\"><title>{}: {v} {class}</title></rect>",
-                d.day,
-                x0 + bar * k as f64,
-                d.day
-            ));
-        }
-        // A date label every 5th day and on the last day, as MM-DD.
-        if i % 5 == 0 || i + 1 == days.len() {
-            let label = d.day.to_string();
-            s.push_str(&format!(
-                "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                LEFT as f64 + slot * (i as f64 + 0.5),
-                H - BOTTOM + 16,
-                esc(label.get(5..).unwrap_or(&label))
-            ));
+    let f1 = |v: f64| format!("{v:.1}");
+    html! {
+        svg #history-chart class="chart" xmlns="http://www.w3.org/2000/svg"
+            viewBox={ "0 0 " (W) " " (H) } width=(W) height=(H) role="img"
+            aria-labelledby="chart-title" data-days=(days.len()) {
+            title #chart-title {
+                "Mail per day over the last " (days.len()) " days: " (total(|d| d.sent)) " sent, "
+                (total(|d| d.errors)) " errors, " (total(|d| d.refused)) " refused"
+            }
+            // Grid lines and their values: 0, half, top.
+            @for v in [0, top / 2, top] {
+                line.grid x1=(LEFT) y1=(f1(y_of(v))) x2=(W - RIGHT) y2=(f1(y_of(v))) {}
+                text.axis x=(LEFT - 6) y=(f1(y_of(v) + 4.0)) text-anchor="end" { (v) }
+            }
+            @for (i, d) in days.iter().enumerate() {
+                @let x0 = LEFT as f64 + slot * i as f64 + (slot - 3.0 * bar) / 2.0;
+                @for (k, (class, v)) in [("sent", d.sent), ("errors", d.errors), ("refused", d.refused)].into_iter().enumerate() {
+                    @let y = y_of(v);
+                    @let h = (TOP as f64 + plot_h as f64 - y).max(0.0);
+                    rect class={ "bar " (class) } data-day=(d.day) data-value=(v) x=(f1(x0 + bar * k as f64))
+                        y=(f1(y)) width=(f1(bar)) height=(f1(h)) {
+                        title { (d.day) ": " (v) " " (class) }
+                    }
+                }
+                // A date label every 5th day and on the last day, as MM-DD.
+                @if i % 5 == 0 || i + 1 == days.len() {
+                    @let label = d.day.to_string();
+                    text.axis x=(f1(LEFT as f64 + slot * (i as f64 + 0.5))) y=(H - BOTTOM + 16) text-anchor="middle" {
+                        (label.get(5..).unwrap_or(&label))
+                    }
+                }
+            }
+            // Legend.
+            @for (k, name) in ["sent", "errors", "refused"].into_iter().enumerate() {
+                @let x = LEFT + 110 * k as u32;
+                rect class={ "bar " (name) } x=(x) y=(H - 16) width="12" height="12" {}
+                text.legend x=(x + 18) y=(H - 6) { (name) }
+            }
         }
     }
-    // Legend.
-    for (k, (class, name)) in [
-        ("sent", "sent"),
-        ("errors", "errors"),
-        ("refused", "refused"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let x = LEFT + 110 * k as u32;
-        s.push_str(&format!(
-            "<rect class=\"bar {class}\" x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\"/>\
-             <text class=\"legend\" x=\"{}\" y=\"{}\">{name}</text>",
-            H - 16,
-            x + 18,
-            H - 6
-        ));
-    }
-    s.push_str("</svg>");
-    s
 }
 
 #[cfg(test)]
@@ -145,7 +112,7 @@ mod tests {
                 held: 0,
             })
             .collect();
-        let svg = history_svg(&days);
+        let svg = history_svg(&days).into_string();
         assert_eq!(svg.matches("class=\"bar sent\" data-day").count(), 30);
         assert_eq!(svg.matches("class=\"bar errors\" data-day").count(), 30);
         assert_eq!(svg.matches("class=\"bar refused\" data-day").count(), 30);

@@ -1,8 +1,11 @@
 //! The HTML pages: login, the operator's account list, the owner's panel, confirmation
-//! pages and errors. Everything from the store or the request is escaped with [`esc`].
+//! pages and errors, as [`maud`] templates: every value spliced in is HTML-escaped by the
+//! template itself (nothing is assembled with `format!`), and text from the store or the
+//! request also has its control characters replaced ([`clean`]).
 
 use mailguard_store::ScriptActivity;
-use mailguard_store::{DayStats, ErrorEntry, Snapshot, TransitionRecord};
+use mailguard_store::{DayStats, ErrorEntry, Snapshot, Status, TransitionRecord};
+use maud::{html, Markup, DOCTYPE};
 
 use super::advice::{self, Action};
 use super::auth::{Principal, Role};
@@ -14,22 +17,18 @@ pub const ERRORS_PER_PAGE: u32 = 25;
 /// Transitions shown on the page (newest first); the API has them all.
 const TRANSITIONS_SHOWN: usize = 50;
 
-/// HTML-escapes text for element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Control characters have no business on the page.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
+/// Text from the store or the request, with control characters (other than newline and
+/// tab) replaced: they have no business on the page. Escaping is the template's job.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The account's URL path.
@@ -43,97 +42,100 @@ pub struct Viewer<'a> {
     pub csrf: &'a str,
 }
 
-fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
-    let who = match viewer {
-        Some(v) => format!(
-            "<div class=\"who\">{} <strong>{}</strong>\
-             <form method=\"post\" action=\"/logout\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button type=\"submit\" class=\"link\">Log out</button></form></div>",
-            match v.principal.role {
-                Role::Operator => "operator",
-                Role::Account => "account",
-            },
-            esc(&v.principal.name),
-            esc(v.csrf)
-        ),
-        None => String::new(),
-    };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · mailguard</title><link rel=\"stylesheet\" href=\"/static/style.css\">\
-         <link rel=\"icon\" href=\"data:,\"></head>\
-         <body><header><a class=\"brand\" href=\"/\">mailguard</a> <span class=\"sub\">e-mail scripts</span>{who}</header>\
-         <main>{body}</main></body></html>\n",
-        esc(title)
-    )
+fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (clean(title)) " · mailguard" }
+                link rel="stylesheet" href="/static/style.css";
+                link rel="icon" href="data:,";
+            }
+            body {
+                header {
+                    a.brand href="/" { "mailguard" } " " span.sub { "e-mail scripts" }
+                    @if let Some(v) = viewer {
+                        div.who {
+                            (match v.principal.role { Role::Operator => "operator", Role::Account => "account" })
+                            " " strong { (clean(&v.principal.name)) }
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(v.csrf);
+                                button.link type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+    .into_string()
+        + "\n"
 }
 
 pub fn login(login_token: &str, problem: Option<&str>) -> String {
-    let problem = problem
-        .map(|p| format!("<p class=\"problem\" id=\"login-problem\">{}</p>", esc(p)))
-        .unwrap_or_default();
     layout(
         "Log in",
         None,
-        &format!(
-            "<section class=\"card narrow\"><h1>Log in</h1>{problem}\
-             <form method=\"post\" action=\"/login\">\
-             <input type=\"hidden\" name=\"login_token\" value=\"{}\">\
-             <label>Account or operator name<input name=\"user\" id=\"user\" autocomplete=\"username\" required></label>\
-             <label>Password<input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-             <button type=\"submit\" id=\"login\">Log in</button></form></section>",
-            esc(login_token)
-        ),
+        html! {
+            section.card.narrow {
+                h1 { "Log in" }
+                @if let Some(p) = problem { p.problem #login-problem { (clean(p)) } }
+                form method="post" action="/login" {
+                    input type="hidden" name="login_token" value=(login_token);
+                    label { "Account or operator name" input name="user" #user autocomplete="username" required; }
+                    label { "Password" input name="password" #password type="password" autocomplete="current-password" required; }
+                    button type="submit" #login { "Log in" }
+                }
+            }
+        },
     )
 }
 
-fn light(status: mailguard_store::Status) -> String {
+fn light(status: Status) -> Markup {
     let colour = status.colour().as_str();
-    format!(
-        "<span class=\"light {colour}\" id=\"status-light\" data-status=\"{}\" data-colour=\"{colour}\" \
-         role=\"img\" aria-label=\"{colour}\"></span>",
-        status.as_str()
-    )
+    html! {
+        span class={ "light " (colour) } #status-light data-status=(status.as_str())
+            data-colour=(colour) role="img" aria-label=(colour) {}
+    }
+}
+
+fn light_small(status: Status) -> Markup {
+    let colour = status.colour().as_str();
+    html! { span class={ "light small " (colour) } aria-label=(colour) {} }
 }
 
 pub fn account_list(viewer: &Viewer<'_>, snapshots: &[Snapshot]) -> String {
-    let mut rows = String::new();
-    for s in snapshots {
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            light_small(s.status),
-            esc(&account_path(&s.account)),
-            esc(&s.account),
-            s.status.as_str(),
-            s.sent_total,
-            s.sent_today,
-            s.errors_total,
-            s.queued,
-            s.held
-        ));
-    }
-    if snapshots.is_empty() {
-        rows.push_str("<tr><td colspan=\"8\">No account has sent mail yet.</td></tr>");
-    }
     layout(
         "Accounts",
         Some(viewer),
-        &format!(
-            "<section class=\"card\"><h1>Accounts</h1><table id=\"accounts\"><thead><tr><th></th><th>account</th>\
-             <th>status</th><th>sent</th><th>today</th><th>errors</th><th>queued</th><th>held</th></tr></thead>\
-             <tbody>{rows}</tbody></table></section>"
-        ),
-    )
-}
-
-fn light_small(status: mailguard_store::Status) -> String {
-    format!(
-        "<span class=\"light small {}\" aria-label=\"{}\"></span>",
-        status.colour().as_str(),
-        status.colour().as_str()
+        html! {
+            section.card {
+                h1 { "Accounts" }
+                table #accounts {
+                    thead { tr { th {} th { "account" } th { "status" } th { "sent" } th { "today" } th { "errors" } th { "queued" } th { "held" } } }
+                    tbody {
+                        @for s in snapshots {
+                            tr {
+                                td { (light_small(s.status)) }
+                                td { a href=(account_path(&s.account)) { (clean(&s.account)) } }
+                                td { (s.status.as_str()) }
+                                td.num { (s.sent_total) }
+                                td.num { (s.sent_today) }
+                                td.num { (s.errors_total) }
+                                td.num { (s.queued) }
+                                td.num { (s.held) }
+                            }
+                        }
+                        @if snapshots.is_empty() {
+                            tr { td colspan="8" { "No account has sent mail yet." } }
+                        }
+                    }
+                }
+            }
+        },
     )
 }
 
@@ -151,175 +153,144 @@ pub struct Panel<'a> {
     pub notice: Option<&'static str>,
 }
 
+fn error_code(e: &ErrorEntry) -> String {
+    match (e.code, &e.enhanced) {
+        (Some(c), Some(x)) => format!("{c} {x}"),
+        (Some(c), None) => c.to_string(),
+        (None, Some(x)) => x.clone(),
+        (None, None) => String::new(),
+    }
+}
+
 pub fn panel(viewer: &Viewer<'_>, p: &Panel<'_>) -> String {
     let s = p.snapshot;
     let base = account_path(&s.account);
     let advice = advice::for_status(s.status);
-    let mut b = String::new();
-    if viewer.principal.role == Role::Operator {
-        b.push_str("<p class=\"crumbs\"><a href=\"/\">All accounts</a></p>");
-    }
-    b.push_str(&format!(
-        "<h1>E-mail scripts of <span id=\"account\">{}</span></h1>",
-        esc(&s.account)
-    ));
-    if let Some(n) = p.notice {
-        b.push_str(&format!(
-            "<p class=\"notice\" id=\"notice\" role=\"status\">{}</p>",
-            esc(n)
-        ));
-    }
-    // Status and counters.
-    b.push_str(&format!(
-        "<section class=\"card status {}\" id=\"status\"><div class=\"status-line\">{}\
-         <div><div class=\"status-name\">Service status: <strong id=\"status-name\">{}</strong>{}</div>\
-         <p class=\"meaning\" id=\"status-meaning\">{}</p><p class=\"todo\" id=\"status-advice\">{}</p></div></div>\
-         <dl class=\"counters\">\
-         <div><dt>Sent in total</dt><dd id=\"sent-total\">{}</dd></div>\
-         <div><dt>Sent today</dt><dd id=\"sent-today\">{}</dd></div>\
-         <div><dt>Errors in total</dt><dd id=\"errors-total\">{}</dd></div>\
-         <div><dt>Refused in total</dt><dd id=\"refused-total\">{}</dd></div>\
-         <div><dt>Queued</dt><dd id=\"queued\">{}</dd></div>\
-         <div><dt>Held</dt><dd id=\"held\">{}</dd></div></dl>\
-         <p class=\"report\">Daily error report to: <span id=\"report-to\">{}</span></p></section>",
-        s.status.colour().as_str(),
-        light(s.status),
-        s.status.as_str(),
-        s.since
-            .map(|t| format!(" <span class=\"since\">since {}</span>", esc(&t.to_string())))
-            .unwrap_or_default(),
-        esc(advice.meaning),
-        esc(advice.what_to_do),
-        s.sent_total,
-        s.sent_today,
-        s.errors_total,
-        s.refused_total,
-        s.queued,
-        s.held,
-        s.report_to
-            .as_deref()
-            .map(esc)
-            .unwrap_or_else(|| "(not set)".to_owned()),
-    ));
-    // Actions.
-    b.push_str("<section class=\"card\" id=\"actions\"><h2>Actions</h2><div class=\"actions\">");
-    for a in [Action::Block, Action::Unblock, Action::Purge] {
-        match a.allowed(s.status) {
-            Ok(()) => b.push_str(&format!(
-                "<a class=\"button {}\" id=\"action-{}\" href=\"{}/{}\">{}</a>",
-                if a == Action::Purge { "danger" } else { "" },
-                a.as_str(),
-                esc(&base),
-                a.as_str(),
-                a.title()
-            )),
-            Err(why) if a == Action::Unblock && s.status == mailguard_store::Status::Spam => b
-                .push_str(&format!(
-                    "<p class=\"explain\" id=\"unblock-explained\">Unblock is not available: {}</p>",
-                    esc(&why)
-                )),
-            Err(_) => {}
-        }
-    }
-    b.push_str(&format!(
-        "</div><form method=\"get\" action=\"{}/report-to\" class=\"report-form\">\
-         <label>Send the daily error report to <input type=\"email\" name=\"address\" id=\"report-address\" \
-         value=\"{}\" placeholder=\"you@example.org\"></label>\
-         <button type=\"submit\" id=\"action-report-to\">Change recipient…</button></form></section>",
-        esc(&base),
-        esc(s.report_to.as_deref().unwrap_or(""))
-    ));
-    // History.
-    b.push_str(&format!(
-        "<section class=\"card\" id=\"history\"><h2>The last {} days</h2>{}</section>",
-        p.history.len(),
-        chart::history_svg(p.history)
-    ));
-    // Scripts.
-    b.push_str(
-        "<section class=\"card\"><h2>Scripts that sent mail in the last 24 hours</h2>\
-         <table id=\"scripts\"><thead><tr><th>script</th><th class=\"num\">messages</th><th class=\"num\">sent</th>\
-         <th class=\"num\">errors</th><th class=\"num\">refused</th></tr></thead><tbody>",
-    );
-    for sc in p.scripts {
-        b.push_str(&format!(
-            "<tr><td class=\"path\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(sc.file.as_deref().unwrap_or("(unknown script)")),
-            sc.messages,
-            sc.sent,
-            sc.errors,
-            sc.refused
-        ));
-    }
-    if p.scripts.is_empty() {
-        b.push_str("<tr><td colspan=\"5\">No mail in the last 24 hours.</td></tr>");
-    }
-    b.push_str("</tbody></table></section>");
-    // Error log, paged.
     let pages = p.errors_total.div_ceil(ERRORS_PER_PAGE as u64).max(1);
-    b.push_str(&format!(
-        "<section class=\"card\" id=\"errors\"><h2>Error log <span class=\"count\">({} in total; kept after purge and unblock)</span></h2>\
-         <table id=\"error-log\"><thead><tr><th>time</th><th>recipient</th><th>code</th><th>text</th><th>script</th></tr></thead><tbody>",
-        p.errors_total
-    ));
-    for e in p.errors {
-        let code = match (e.code, &e.enhanced) {
-            (Some(c), Some(x)) => format!("{c} {x}"),
-            (Some(c), None) => c.to_string(),
-            (None, Some(x)) => x.clone(),
-            (None, None) => String::new(),
-        };
-        b.push_str(&format!(
-            "<tr><td class=\"time\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"path\">{}</td></tr>",
-            esc(&e.time.to_string()),
-            esc(&e.recipient),
-            esc(&code),
-            esc(&e.text),
-            esc(&e.origin.to_string())
-        ));
-    }
-    if p.errors.is_empty() {
-        b.push_str("<tr><td colspan=\"5\">No errors on this page.</td></tr>");
-    }
-    b.push_str("</tbody></table><nav class=\"pager\">");
-    if p.page > 1 {
-        b.push_str(&format!(
-            "<a id=\"errors-prev\" href=\"{}?page={}#errors\">← newer</a>",
-            esc(&base),
-            p.page - 1
-        ));
-    }
-    b.push_str(&format!(" <span>page {} of {pages}</span> ", p.page));
-    if (p.page as u64) < pages {
-        b.push_str(&format!(
-            "<a id=\"errors-next\" href=\"{}?page={}#errors\">older →</a>",
-            esc(&base),
-            p.page + 1
-        ));
-    }
-    b.push_str("</nav></section>");
-    // Transitions, newest first.
-    b.push_str(
-        "<section class=\"card\"><h2>Status changes</h2><table id=\"transitions\"><thead><tr><th>time</th>\
-         <th>from</th><th>to</th><th>reason</th><th>by</th><th>detail</th></tr></thead><tbody>",
-    );
-    for t in p.transitions.iter().rev().take(TRANSITIONS_SHOWN) {
-        b.push_str(&format!(
-            "<tr{}><td class=\"time\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if t.applied { "" } else { " class=\"observed\" title=\"observe mode: recorded, not applied\"" },
-            esc(&t.time.to_string()),
-            t.from.as_str(),
-            t.to.as_str(),
-            esc(&t.reason),
-            esc(&t.actor),
-            esc(&t.detail)
-        ));
-    }
-    if p.transitions.is_empty() {
-        b.push_str("<tr><td colspan=\"6\">No status change yet.</td></tr>");
-    }
-    b.push_str("</tbody></table></section>");
-    layout(&s.account, Some(viewer), &b)
+    let body = html! {
+        @if viewer.principal.role == Role::Operator {
+            p.crumbs { a href="/" { "All accounts" } }
+        }
+        h1 { "E-mail scripts of " span #account { (clean(&s.account)) } }
+        @if let Some(n) = p.notice {
+            p.notice #notice role="status" { (n) }
+        }
+        // Status and counters.
+        section class={ "card status " (s.status.colour().as_str()) } #status {
+            div.status-line {
+                (light(s.status))
+                div {
+                    div.status-name {
+                        "Service status: " strong #status-name { (s.status.as_str()) }
+                        @if let Some(t) = s.since { " " span.since { "since " (t.to_string()) } }
+                    }
+                    p.meaning #status-meaning { (advice.meaning) }
+                    p.todo #status-advice { (advice.what_to_do) }
+                }
+            }
+            dl.counters {
+                div { dt { "Sent in total" } dd #sent-total { (s.sent_total) } }
+                div { dt { "Sent today" } dd #sent-today { (s.sent_today) } }
+                div { dt { "Errors in total" } dd #errors-total { (s.errors_total) } }
+                div { dt { "Refused in total" } dd #refused-total { (s.refused_total) } }
+                div { dt { "Queued" } dd #queued { (s.queued) } }
+                div { dt { "Held" } dd #held { (s.held) } }
+            }
+            p.report { "Daily error report to: " span #report-to { (s.report_to.as_deref().map(clean).unwrap_or_else(|| "(not set)".to_owned())) } }
+        }
+        // Actions.
+        section.card #actions {
+            h2 { "Actions" }
+            div.actions {
+                @for a in [Action::Block, Action::Unblock, Action::Purge] {
+                    @match a.allowed(s.status) {
+                        Ok(()) => {
+                            a class={ "button " @if a == Action::Purge { "danger" } } id={ "action-" (a.as_str()) }
+                                href={ (base) "/" (a.as_str()) } { (a.title()) }
+                        }
+                        Err(why) if a == Action::Unblock && s.status == Status::Spam => {
+                            p.explain #unblock-explained { "Unblock is not available: " (why) }
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            form.report-form method="get" action={ (base) "/report-to" } {
+                label { "Send the daily error report to "
+                    input type="email" name="address" #report-address
+                        value=(clean(s.report_to.as_deref().unwrap_or(""))) placeholder="you@example.org";
+                }
+                button type="submit" #action-report-to { "Change recipient…" }
+            }
+        }
+        // History.
+        section.card #history {
+            h2 { "The last " (p.history.len()) " days" }
+            (chart::history_svg(p.history))
+        }
+        // Scripts.
+        section.card {
+            h2 { "Scripts that sent mail in the last 24 hours" }
+            table #scripts {
+                thead { tr { th { "script" } th.num { "messages" } th.num { "sent" } th.num { "errors" } th.num { "refused" } } }
+                tbody {
+                    @for sc in p.scripts {
+                        tr {
+                            td.path { (clean(sc.file.as_deref().unwrap_or("(unknown script)"))) }
+                            td.num { (sc.messages) } td.num { (sc.sent) } td.num { (sc.errors) } td.num { (sc.refused) }
+                        }
+                    }
+                    @if p.scripts.is_empty() { tr { td colspan="5" { "No mail in the last 24 hours." } } }
+                }
+            }
+        }
+        // Error log, paged.
+        section.card #errors {
+            h2 { "Error log " span.count { "(" (p.errors_total) " in total; kept after purge and unblock)" } }
+            table #error-log {
+                thead { tr { th { "time" } th { "recipient" } th { "code" } th { "text" } th { "script" } } }
+                tbody {
+                    @for e in p.errors {
+                        tr {
+                            td.time { (e.time.to_string()) }
+                            td { (clean(&e.recipient)) }
+                            td { (clean(&error_code(e))) }
+                            td { (clean(&e.text)) }
+                            td.path { (clean(&e.origin.to_string())) }
+                        }
+                    }
+                    @if p.errors.is_empty() { tr { td colspan="5" { "No errors on this page." } } }
+                }
+            }
+            nav.pager {
+                @if p.page > 1 { a #errors-prev href={ (base) "?page=" (p.page - 1) "#errors" } { "← newer" } }
+                " " span { "page " (p.page) " of " (pages) } " "
+                @if (p.page as u64) < pages { a #errors-next href={ (base) "?page=" (p.page + 1) "#errors" } { "older →" } }
+            }
+        }
+        // Transitions, newest first.
+        section.card {
+            h2 { "Status changes" }
+            table #transitions {
+                thead { tr { th { "time" } th { "from" } th { "to" } th { "reason" } th { "by" } th { "detail" } } }
+                tbody {
+                    @for t in p.transitions.iter().rev().take(TRANSITIONS_SHOWN) {
+                        tr class=[(!t.applied).then_some("observed")]
+                            title=[(!t.applied).then_some("observe mode: recorded, not applied")] {
+                            td.time { (t.time.to_string()) }
+                            td { (t.from.as_str()) }
+                            td { (t.to.as_str()) }
+                            td { (clean(&t.reason)) }
+                            td { (clean(&t.actor)) }
+                            td { (clean(&t.detail)) }
+                        }
+                    }
+                    @if p.transitions.is_empty() { tr { td colspan="6" { "No status change yet." } } }
+                }
+            }
+        }
+    };
+    layout(&s.account, Some(viewer), body)
 }
 
 /// The confirmation step of an action: what it does, and a POST form with the CSRF token
@@ -328,45 +299,39 @@ pub fn confirm(
     viewer: &Viewer<'_>,
     account: &str,
     action: Action,
-    status: mailguard_store::Status,
+    status: Status,
     address: Option<&str>,
 ) -> String {
     let base = account_path(account);
-    let target = match (action, address) {
-        (Action::ReportTo, Some("")) | (Action::ReportTo, None) => {
-            "<p>The report recipient will be <strong>cleared</strong> (no daily report).</p>"
-                .to_owned()
-        }
-        (Action::ReportTo, Some(a)) => format!(
-            "<p>New recipient: <strong id=\"confirm-address\">{}</strong></p>",
-            esc(a)
-        ),
-        _ => String::new(),
-    };
     layout(
         action.title(),
         Some(viewer),
-        &format!(
-            "<section class=\"card narrow\" id=\"confirm\"><h1>{}?</h1><p>Account <strong>{}</strong>, now {}.</p>\
-             <p>{}</p>{target}\
-             <form method=\"post\" action=\"{}/{}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <input type=\"hidden\" name=\"address\" value=\"{}\">\
-             <label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" id=\"confirm-check\" required> Yes, {}</label>\
-             <button type=\"submit\" id=\"confirm-button\" class=\"{}\">Confirm</button> <a href=\"{}\" id=\"cancel\">Cancel</a>\
-             </form></section>",
-            action.title(),
-            esc(account),
-            status.as_str(),
-            esc(&action.consequence(status)),
-            esc(&base),
-            action.as_str(),
-            esc(viewer.csrf),
-            esc(address.unwrap_or("")),
-            esc(&action.title().to_lowercase()),
-            if action == Action::Purge { "danger" } else { "" },
-            esc(&base)
-        ),
+        html! {
+            section.card.narrow #confirm {
+                h1 { (action.title()) "?" }
+                p { "Account " strong { (clean(account)) } ", now " (status.as_str()) "." }
+                p { (action.consequence(status)) }
+                @match (action, address) {
+                    (Action::ReportTo, Some("") | None) => {
+                        p { "The report recipient will be " strong { "cleared" } " (no daily report)." }
+                    }
+                    (Action::ReportTo, Some(a)) => {
+                        p { "New recipient: " strong #confirm-address { (clean(a)) } }
+                    }
+                    _ => {}
+                }
+                form method="post" action={ (base) "/" (action.as_str()) } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="address" value=(address.unwrap_or(""));
+                    label.check {
+                        input type="checkbox" name="confirm" value="yes" #confirm-check required;
+                        " Yes, " (action.title().to_lowercase())
+                    }
+                    button type="submit" #confirm-button class=[(action == Action::Purge).then_some("danger")] { "Confirm" }
+                    " " a href=(base) #cancel { "Cancel" }
+                }
+            }
+        },
     )
 }
 
@@ -375,12 +340,13 @@ pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, text: &str, back: &str)
     layout(
         title,
         viewer,
-        &format!(
-            "<section class=\"card narrow\"><h1>{}</h1><p class=\"problem\" id=\"problem\">{}</p><p><a href=\"{}\">Back</a></p></section>",
-            esc(title),
-            esc(text),
-            esc(back)
-        ),
+        html! {
+            section.card.narrow {
+                h1 { (clean(title)) }
+                p.problem #problem { (clean(text)) }
+                p { a href=(back) { "Back" } }
+            }
+        },
     )
 }
 
@@ -448,11 +414,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_quotes_and_controls() {
-        assert_eq!(
-            esc("<script>\"a\"&'b'\u{1b}</script>"),
-            "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;\u{FFFD}&lt;/script&gt;"
+    fn templates_escape_markup_and_quotes_and_clean_controls() {
+        let out = problem(None, "t", "<script>\"a\"&'b'\u{1b}</script>", "/\"x");
+        assert!(
+            out.contains("&lt;script&gt;&quot;a&quot;&amp;'b'\u{FFFD}&lt;/script&gt;"),
+            "{out}"
         );
+        assert!(out.contains("href=\"/&quot;x\""), "{out}");
         assert_eq!(account_path("a b"), "/accounts/a%20b");
     }
 }
