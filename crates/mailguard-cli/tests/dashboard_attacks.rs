@@ -410,3 +410,39 @@ fn a_wrong_password_takes_as_long_for_an_unknown_name() {
     // And both cost the real work, not a token amount.
     assert!(unknown > Duration::from_millis(2), "{unknown:?}");
 }
+
+#[test]
+fn a_body_that_never_arrives_is_cut_and_a_large_one_refused() {
+    let d = start(1000, &[]);
+    let t = Instant::now();
+    let mut s = TcpStream::connect(&d.addr).unwrap();
+    s.write_all(
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\nuser=a",
+            d.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let first = String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    eprintln!(
+        "a body that stops after 6 of 100 bytes: {first:?} after {:?}",
+        t.elapsed()
+    );
+    assert!(first.contains(" 408 "), "{first}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+    // Declared larger than 16 KB: refused before reading it.
+    let big = d.request("POST", "/login", &[], &"a".repeat(17 * 1024));
+    assert_eq!(big.status, 413);
+    // A 17 KB header line: refused.
+    let long = "v".repeat(17 * 1024);
+    let r = d.request("GET", "/login", &[("X-Long", &long)], "");
+    assert_eq!(r.status, 431);
+}
