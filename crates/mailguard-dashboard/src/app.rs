@@ -16,7 +16,6 @@ use super::advice::Action;
 use super::auth::{secrets_equal, Attempt, Auth, AuthFailure, Principal, Session};
 use super::http::{form_value, Request, Response};
 use super::pages::{self, Viewer, ERRORS_PER_PAGE};
-use super::{api, metrics};
 
 pub const SESSION_COOKIE: &str = "mg_session";
 const LOGIN_COOKIE: &str = "mg_login";
@@ -192,56 +191,6 @@ impl App {
     }
 
     /// Answers one request.
-    pub fn handle(&self, req: &Request) -> Response {
-        let hosts = req
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("host"));
-        if hosts.count() != 1 || !self.host_allowed(req.header("host")) {
-            return Response::text(
-                421,
-                "text/plain; charset=utf-8",
-                "this server does not answer for that host name\n".into(),
-            );
-        }
-        let Some(seg) = req.segments() else {
-            return self.html_problem(None, 400, "Bad request", "The address is not valid UTF-8.");
-        };
-        let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-        let m = req.method.as_str();
-        match (seg.as_slice(), m) {
-            (["api", rest @ ..], _) => api::handle(self, req, rest),
-            (["metrics"], "GET") => metrics::handle(self, req),
-            (["static", "style.css"], "GET") => {
-                Response::new(200, "text/css; charset=utf-8", pages::STYLE)
-            }
-            (["login"], "GET") => self.login_page(None, 200),
-            (["login"], "POST") => self.login(req),
-            (["logout"], "POST") => self.logout(req),
-            ([], "GET") => self.index(req),
-            (["accounts", a], "GET") => self.panel(req, a),
-            (["accounts", a, action], "GET") => self.confirm(req, a, action),
-            (["accounts", a, action], "POST") => self.act(req, a, action),
-            (["metrics"] | ["static", "style.css"] | ["login"] | [] | ["accounts", _], _)
-            | (["logout"] | ["accounts", _, _], _) => {
-                let allow = match seg.as_slice() {
-                    ["login"] => "GET, POST",
-                    ["logout"] => "POST",
-                    ["accounts", _, _] => "GET, POST",
-                    _ => "GET",
-                };
-                self.html_problem(
-                    None,
-                    405,
-                    "Method not allowed",
-                    "This address does not take that method.",
-                )
-                .with_header("Allow", allow.to_owned())
-            }
-            _ => self.html_problem(None, 404, "Not found", "There is no such page."),
-        }
-    }
-
     /// Is `Host` one this dashboard was configured for? (A missing Host, allowed in
     /// HTTP/1.0, is refused too: DNS rebinding pages always send one, proxies as well.)
     pub fn host_allowed(&self, host: Option<&str>) -> bool {
@@ -249,7 +198,7 @@ impl App {
             .is_some_and(|h| self.hosts.contains(&h))
     }
 
-    fn html_problem(
+    pub(crate) fn html_problem(
         &self,
         viewer: Option<&Viewer<'_>>,
         status: u16,
@@ -317,13 +266,13 @@ impl App {
         Ok((s, form))
     }
 
-    fn login_page(&self, problem: Option<&str>, status: u16) -> Response {
+    pub(crate) fn login_page(&self, problem: Option<&str>, status: u16) -> Response {
         let token = super::auth::hex(&super::auth::random_bytes::<32>());
         Response::html(status, pages::login(&token, problem))
             .with_header("Set-Cookie", self.cookie(LOGIN_COOKIE, &token, Some(900)))
     }
 
-    fn login(&self, req: &Request) -> Response {
+    pub(crate) fn login(&self, req: &Request) -> Response {
         let form = req.form();
         // Login CSRF: the form's token must match the cookie set with the form.
         let token = form_value(&form, "login_token").unwrap_or("");
@@ -356,7 +305,7 @@ impl App {
         }
     }
 
-    fn logout(&self, req: &Request) -> Response {
+    pub(crate) fn logout(&self, req: &Request) -> Response {
         match self.checked_post(req) {
             Ok(_) => {
                 if let Some(id) = req.cookie(SESSION_COOKIE) {
@@ -369,7 +318,7 @@ impl App {
         }
     }
 
-    fn index(&self, req: &Request) -> Response {
+    pub(crate) fn index(&self, req: &Request) -> Response {
         let Some(s) = self.session(req) else {
             return Response::redirect("/login");
         };
@@ -394,7 +343,7 @@ impl App {
         }
     }
 
-    fn panel(&self, req: &Request, account: &str) -> Response {
+    pub(crate) fn panel(&self, req: &Request, account: &str) -> Response {
         let Some(s) = self.session(req) else {
             return Response::redirect("/login");
         };
@@ -453,7 +402,7 @@ impl App {
         })
     }
 
-    fn confirm(&self, req: &Request, account: &str, action: &str) -> Response {
+    pub(crate) fn confirm(&self, req: &Request, account: &str, action: &str) -> Response {
         let Some(s) = self.session(req) else {
             return Response::redirect("/login");
         };
@@ -482,7 +431,7 @@ impl App {
         })
     }
 
-    fn act(&self, req: &Request, account: &str, action: &str) -> Response {
+    pub(crate) fn act(&self, req: &Request, account: &str, action: &str) -> Response {
         let (s, form) = match self.checked_post(req) {
             Ok(x) => x,
             Err(r) => return r,

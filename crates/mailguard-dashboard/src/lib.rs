@@ -9,7 +9,9 @@
 //!
 //! - [`http`]: request/response values, security headers, form and cookie parsing
 //! - [`auth`]: credentials file, sessions, CSRF tokens, bearer tokens
-//! - [`app`]: routing and the HTML side; [`api`]: JSON; [`metrics`]: Prometheus
+//! - [`router`]: which handler answers; [`app`]: state and the HTML side; [`api`]: JSON;
+//!   [`metrics`]: Prometheus (dependencies run one way: router → api, metrics → app)
+//! - [`server`]: the bounded HTTP server
 //! - [`pages`], [`chart`], [`advice`]: what the owner sees
 
 mod advice;
@@ -21,6 +23,7 @@ mod chart;
 mod http;
 mod metrics;
 mod pages;
+mod router;
 mod server;
 
 use args::Args;

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::http::{Request, Response, MAX_BODY, SECURITY_HEADERS};
+use crate::router;
 
 /// What one dashboard process may spend on its peers.
 #[derive(Debug, Clone)]
@@ -173,7 +174,9 @@ async fn answer(
                     Some(peer.ip()),
                 );
                 let handled = tokio::task::spawn_blocking(move || {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.handle(&req)))
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        router::handle(&app, &req)
+                    }))
                 })
                 .await;
                 match handled {
