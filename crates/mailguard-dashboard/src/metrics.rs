@@ -169,4 +169,36 @@ mod tests {
         assert!(text.contains("mailguard_held{account=\"we\\\"ird\\\\\\n\"} 6"));
         assert!(text.contains("# TYPE mailguard_sent_total counter"));
     }
+
+    #[test]
+    fn only_the_scrape_address_reads_without_credentials() {
+        use crate::auth::{Auth, CredentialsFile};
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        mailguard_store::Store::open(&state).unwrap();
+        let scraper: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let app = App {
+            state_dir: state,
+            auth: Auth::new(CredentialsFile::new(dir.path().join("auth"))),
+            secure_cookie: false,
+            metrics_scrape: Some(scraper),
+            hosts: vec!["127.0.0.1:1".into()],
+        };
+        let req = |peer: &str, headers: Vec<(String, String)>| {
+            Request::new(
+                "GET",
+                "/metrics",
+                headers,
+                vec![],
+                Some(peer.parse().unwrap()),
+            )
+        };
+        assert_eq!(handle(&app, &req("192.0.2.7", vec![])).status, 200);
+        assert_eq!(handle(&app, &req("192.0.2.8", vec![])).status, 401);
+        assert_eq!(handle(&app, &req("127.0.0.1", vec![])).status, 401);
+        // A Bearer credential is checked, even from the scrape address.
+        let bearer = vec![("Authorization".into(), "Bearer x:y".into())];
+        assert_eq!(handle(&app, &req("192.0.2.7", bearer)).status, 401);
+    }
 }
