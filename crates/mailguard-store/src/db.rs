@@ -382,7 +382,26 @@ fn not_newer(path: &Path, found: i64) -> Result<()> {
 
 /// The whole schema, in order: `(version, sql)` brings a database of the version before
 /// to `version`. Append only; a released step is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, QUEUE_TOTALS), (3, RUNNER_TABLES)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, SCHEMA_V1),
+    (2, QUEUE_TOTALS),
+    (3, RUNNER_TABLES),
+    (4, QUARANTINE_LOG),
+];
+
+/// Version 4: who released, deleted or dropped (cap) which quarantined message.
+const QUARANTINE_LOG: &str = "
+CREATE TABLE quarantine_log (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX quarantine_log_account ON quarantine_log(account, id);
+";
 
 /// Version 3: the runner's claims (messages it claimed and has not recorded yet, given
 /// back after a crash) and the notices of rule trips already handled (never sent twice).
@@ -536,7 +555,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
         let tables: i64 = raw(&store)
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'

@@ -33,6 +33,7 @@ mod integrity;
 mod ledger;
 mod model;
 mod notices;
+mod quarantine;
 mod queries;
 mod queue;
 mod submit;
@@ -45,6 +46,9 @@ pub use error::StoreError;
 pub use integrity::IntegrityReport;
 pub use model::*;
 pub use notices::NoticeDue;
+pub use quarantine::{
+    QuarantineAction, QuarantineEntry, QuarantineRecord, QUARANTINE_MAX_AGE, QUARANTINE_MAX_BYTES,
+};
 pub use queries::{OriginSource, ScriptActivity};
 pub use submit::Entry;
 
