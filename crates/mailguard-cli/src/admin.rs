@@ -1,5 +1,6 @@
 //! The operator's account commands: status, block, unblock, purge, history, errors,
-//! transitions, report-to and queue list/show/delete, all on one state directory.
+//! transitions, report-to, queue list/show/delete and quarantine list/show/release/delete,
+//! all on one state directory.
 //!
 //! Each takes `--state-dir DIR` (default `/var/lib/mailguard`) and, where it concerns one
 //! account, `--account NAME`. Output is for people; `status --json` is for scripts.
@@ -11,7 +12,7 @@ use crate::args::{Arg, Args};
 use mailguard_store::{now, MessageId, Store, StoreError, DEFAULT_STATE_DIR};
 
 /// The commands this module answers.
-pub const COMMANDS: [&str; 10] = [
+pub const COMMANDS: [&str; 11] = [
     "integrity",
     "status",
     "block",
@@ -22,6 +23,7 @@ pub const COMMANDS: [&str; 10] = [
     "transitions",
     "report-to",
     "queue",
+    "quarantine",
 ];
 
 const USAGE: &str = "\
@@ -37,6 +39,10 @@ usage:
   mailguard queue list   [--account NAME]            [--state-dir DIR]
   mailguard queue show   ID [--raw]                  [--state-dir DIR]
   mailguard queue delete ID                          [--state-dir DIR]
+  mailguard quarantine list [--account NAME] [--json] [--state-dir DIR]
+  mailguard quarantine show ID [--raw] [--json]    [--state-dir DIR]
+  mailguard quarantine release ID... [--actor WHO] [--state-dir DIR]
+  mailguard quarantine delete  ID... [--actor WHO] [--state-dir DIR]
   mailguard integrity                                [--state-dir DIR]
 (the default state directory is /var/lib/mailguard)";
 
@@ -376,6 +382,7 @@ fn run_to(cmd: &str, args: &[String], out: &mut dyn Write) -> Result<(), Fail> {
             )?;
         }
         "queue" => queue(&o, out)?,
+        "quarantine" => quarantine(&o, out)?,
         other => return Err(Fail::Usage(format!("unknown command \"{other}\""))),
     }
     Ok(())
@@ -475,6 +482,138 @@ fn queue(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `mailguard quarantine list|show|release|delete`: spam kept for review. Release and
+/// delete take several IDs (a bulk action); each is done and reported on its own, and the
+/// command fails (exit 1) if any of them failed.
+fn quarantine(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
+    let ids = || -> Result<Vec<MessageId>, Fail> {
+        let ids: Vec<MessageId> = o.words[1..]
+            .iter()
+            .map(|w| w.parse().map_err(Fail::Usage))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Err(Fail::Usage("at least one message ID is required".into()));
+        }
+        Ok(ids)
+    };
+    match o.words.first().map(String::as_str) {
+        Some("list") | None => {
+            let rows = o.open()?.quarantine_list(o.account.as_deref(), 10_000)?;
+            if o.flag("--json") {
+                let v: Vec<_> = rows.iter().map(|e| e.to_json()).collect();
+                writeln!(out, "{}", serde_json::Value::Array(v))?;
+                return Ok(());
+            }
+            if rows.is_empty() {
+                writeln!(out, "the quarantine is empty")?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "{:>8}  {:<14}  {:<20}  {:>8}  {:<28}  {:<30}  subject",
+                "id", "account", "refused", "bytes", "verdict", "recipients"
+            )?;
+            for e in rows {
+                let score = e
+                    .spam
+                    .as_ref()
+                    .map(|s| format!("score {} ({})", s.score, s.rules.join(",")))
+                    .unwrap_or_else(|| e.verdict.clone());
+                writeln!(
+                    out,
+                    "{:>8}  {:<14}  {:<20}  {:>8}  {:<28}  {:<30}  {}",
+                    e.id.to_string(),
+                    e.account,
+                    e.created.to_string(),
+                    e.size,
+                    score,
+                    e.recipients.join(","),
+                    e.subject
+                )?;
+            }
+        }
+        Some("show") => {
+            let id = *ids()?.first().expect("one ID at least");
+            let (e, raw) = o.open()?.quarantine_show(id)?;
+            if o.flag("--raw") {
+                out.write_all(raw.as_deref().unwrap_or_default())?;
+                return Ok(());
+            }
+            if o.flag("--json") {
+                writeln!(out, "{}", e.to_json())?;
+                return Ok(());
+            }
+            writeln!(out, "message      {}", e.id)?;
+            writeln!(out, "account      {}", e.account)?;
+            writeln!(out, "refused      {}", e.created)?;
+            writeln!(out, "from         {}", e.envelope_from)?;
+            writeln!(out, "to           {}", e.recipients.join(", "))?;
+            writeln!(out, "subject      {}", e.subject)?;
+            writeln!(out, "size         {} bytes", e.size)?;
+            writeln!(out, "origin       {}", e.origin)?;
+            writeln!(out, "verdict      {}", e.verdict)?;
+            if let Some(s) = &e.spam {
+                writeln!(
+                    out,
+                    "spam         score {} ({})",
+                    s.score,
+                    s.rules.join(", ")
+                )?;
+            }
+            writeln!(
+                out,
+                "body         {}",
+                if e.kept {
+                    "kept (--raw prints it)"
+                } else {
+                    "not kept (disk reserve or queue cap)"
+                }
+            )?;
+        }
+        Some(sub @ ("release" | "delete")) => {
+            let ids = ids()?;
+            // As the transitions name an operator action.
+            let actor = format!("operator:{}", o.actor());
+            let mut store = o.open()?;
+            let mut failed = None;
+            for id in ids {
+                let r = if sub == "release" {
+                    store.quarantine_release(id, &actor, now())
+                } else {
+                    store.quarantine_delete(id, &actor, now())
+                };
+                match r {
+                    Ok(e) => writeln!(
+                        out,
+                        "{} message {} ({}, {})",
+                        if sub == "release" {
+                            "released (queued for delivery)"
+                        } else {
+                            "deleted"
+                        },
+                        e.id,
+                        e.account,
+                        e.subject
+                    )?,
+                    Err(err) => {
+                        writeln!(out, "message {id}: not {sub}d: {err}")?;
+                        failed = Some(err);
+                    }
+                }
+            }
+            if let Some(err) = failed {
+                return Err(Fail::Store(err));
+            }
+        }
+        Some(other) => {
+            return Err(Fail::Usage(format!(
+                "unknown quarantine command \"{other}\""
+            )))
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +624,73 @@ mod tests {
         let mut out = Vec::new();
         run_to(cmd, &args, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn quarantine_list_show_release_delete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let d = dir.to_str().unwrap();
+        {
+            let mut store = Store::open(&dir).unwrap();
+            let l: Limits = "quota= burst= spam=".parse().unwrap();
+            let rcpt = vec!["a@example.net".to_string()];
+            let o = Origin::default();
+            let verdict = mailguard_store::SpamSummary {
+                score: 11.0,
+                rules: vec!["raw-ip-link".into()],
+                refuse: true,
+            };
+            for i in 0..3 {
+                let raw = format!("To: a@example.net\r\nSubject: Offer {i}\r\n\r\nbody\r\n");
+                let sub = Submission {
+                    raw: raw.as_bytes(),
+                    envelope_from: "f@example.org",
+                    recipients: &rcpt,
+                    origin: &o,
+                    spam: Some(&verdict),
+                };
+                store
+                    .submit("site1", &l, sub, now(), Mode::Enforce)
+                    .unwrap();
+            }
+        }
+        let list = call("quarantine", &["list", "--state-dir", d]).unwrap();
+        assert!(
+            list.contains("score 11 (raw-ip-link)") && list.contains("Offer 2"),
+            "{list}"
+        );
+        let j: serde_json::Value = serde_json::from_str(
+            &call("quarantine", &["list", "--json", "--state-dir", d]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(j.as_array().unwrap().len(), 3);
+        let show = call("quarantine", &["show", "1", "--state-dir", d]).unwrap();
+        assert!(
+            show.contains("verdict      refuse: spam score 11"),
+            "{show}"
+        );
+        let raw = call("quarantine", &["show", "1", "--raw", "--state-dir", d]).unwrap();
+        assert!(raw.contains("Subject: Offer 0"), "{raw}");
+        let r = call(
+            "quarantine",
+            &["release", "1", "--actor", "alice", "--state-dir", d],
+        )
+        .unwrap();
+        assert!(
+            r.starts_with("released (queued for delivery) message 1"),
+            "{r}"
+        );
+        let del = call("quarantine", &["delete", "2", "3", "--state-dir", d]).unwrap();
+        assert_eq!(del.lines().count(), 2, "{del}");
+        assert!(call("quarantine", &["release", "2", "--state-dir", d]).is_err());
+        let empty = call("quarantine", &["list", "--state-dir", d]).unwrap();
+        assert_eq!(empty, "the quarantine is empty\n");
+        let log = Store::open(&dir).unwrap().quarantine_log(None, 10).unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[2].actor, "operator:alice");
+        let q = call("queue", &["list", "--state-dir", d]).unwrap();
+        assert!(q.contains("queued") && q.contains("Offer 0"), "{q}");
     }
 
     #[test]

@@ -258,6 +258,8 @@ struct Runner {
     stop: Arc<AtomicBool>,
     tally: Tally,
     notice_after: Option<Instant>,
+    /// When the quarantine cap was last applied (at start, then every minute).
+    last_prune: Option<Instant>,
     last_checkpoint: Instant,
     since_checkpoint: u64,
 }
@@ -321,6 +323,7 @@ impl Runner {
             _lock: lock,
             stop,
             tally: Tally::default(),
+            last_prune: None,
             notice_after: None,
             last_checkpoint: Instant::now(),
             since_checkpoint: 0,
@@ -372,6 +375,7 @@ impl Runner {
     ) -> Result<(), String> {
         loop {
             self.send_notices()?;
+            self.prune_quarantine();
             if self.stopping() {
                 return Ok(());
             }
@@ -424,6 +428,39 @@ impl Runner {
             if !claimed_any {
                 self.pause(interval);
             }
+        }
+    }
+
+    /// Applies the quarantine cap (per account: 100 MB, 30 days), oldest dropped first,
+    /// one log line per message dropped. A failure is logged and tried again later.
+    fn prune_quarantine(&mut self) {
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        match self.store.quarantine_prune(
+            mailguard_store::QUARANTINE_MAX_BYTES,
+            mailguard_store::QUARANTINE_MAX_AGE,
+            now(),
+        ) {
+            Ok(dropped) => {
+                for e in dropped {
+                    self.log(&format!(
+                        "quarantine: dropped message {} of {} ({} bytes, refused {}): past the \
+                         cap of {} MB or {} days per account",
+                        e.id,
+                        e.account,
+                        e.size,
+                        e.created,
+                        mailguard_store::QUARANTINE_MAX_BYTES >> 20,
+                        mailguard_store::QUARANTINE_MAX_AGE.as_secs() / 86_400
+                    ));
+                }
+            }
+            Err(e) => eprintln!("mailguard run: quarantine cap: {e}"),
         }
     }
 
