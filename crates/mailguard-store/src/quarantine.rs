@@ -227,9 +227,9 @@ impl Store {
                     |r| Ok((ledger::body(r, 0)?, r.get(1)?)),
                 )
                 .map_err(sql)?;
-            if !raw
+            if raw
                 .as_ref()
-                .is_some_and(|r| Sha256::digest(r).as_slice() == checksum.as_slice())
+                .is_none_or(|r| Sha256::digest(r).as_slice() != checksum.as_slice())
             {
                 return Err(StoreError::BadData(format!(
                     "message {} cannot be released: its body was not kept (disk reserve or \
