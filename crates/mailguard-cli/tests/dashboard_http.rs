@@ -1125,3 +1125,174 @@ fn a_credentials_file_others_can_write_is_named_in_a_warning() {
     // Still serves: a warning, not a refusal.
     d.login("admin", ADMIN_PW);
 }
+
+/// Three refused-spam messages for site1 (ids returned, oldest first).
+fn quarantine3(d: &Dashboard) -> Vec<i64> {
+    let mut store = d.store();
+    let verdict = mailguard_store::SpamSummary {
+        score: 14.0,
+        rules: vec!["raw-ip-link".into(), HOSTILE.into()],
+        refuse: true,
+    };
+    let rcpt = vec!["victim@example.net".to_owned()];
+    let o = origin("/var/www/spam.php");
+    let l: Limits = "quota= burst= spam=".parse().unwrap();
+    (0..3)
+        .map(|i| {
+            let raw = format!(
+                "To: victim@example.net\r\nSubject: Win {i} {HOSTILE}\r\n\r\nWrite to boss@example.org or see http://198.51.100.7/win, card 4111111111111111.\r\n"
+            );
+            store
+                .submit(
+                    "site1",
+                    &l,
+                    Submission {
+                        raw: raw.as_bytes(),
+                        envelope_from: "site@example.org",
+                        recipients: &rcpt,
+                        origin: &o,
+                        spam: Some(&verdict),
+                    },
+                    now(),
+                    Mode::Enforce,
+                )
+                .unwrap()
+                .id
+                .unwrap()
+                .0
+        })
+        .collect()
+}
+
+#[test]
+fn quarantine_api_owner_sees_a_redacted_preview_operator_the_message() {
+    let d = start();
+    let ids = quarantine3(&d);
+    let s1 = format!("site1:{SITE1_PW}");
+    let admin = format!("admin:{ADMIN_PW}");
+    let l = d.api("GET", "/api/accounts/site1/quarantine", &s1, "");
+    assert_eq!(l.status, 200, "{}", l.body);
+    assert_eq!(l.json()["count"], 3);
+    assert_eq!(l.json()["messages"][0]["spam"]["rules"][0], "raw-ip-link");
+    // Another owner: refused.
+    let s2 = format!("site2:{SITE2_PW}");
+    assert_eq!(
+        d.api("GET", "/api/accounts/site1/quarantine", &s2, "")
+            .status,
+        403
+    );
+    let path = format!("/api/accounts/site1/quarantine/{}", ids[0]);
+    let own = d.api("GET", &path, &s1, "").json();
+    let preview = own["preview"].as_str().unwrap();
+    assert!(
+        preview.contains("[address]") && preview.contains("[link]") && preview.contains("[number]"),
+        "{preview}"
+    );
+    assert!(
+        !preview.contains("boss@") && !preview.contains("4111111111111111"),
+        "{preview}"
+    );
+    assert!(own.get("message").is_none());
+    let full = d.api("GET", &path, &admin, "").json();
+    assert!(full["message"]
+        .as_str()
+        .unwrap()
+        .contains("boss@example.org"));
+    // A message of another account is not found through this one.
+    assert_eq!(
+        d.api("GET", "/api/accounts/site2/quarantine/1", &admin, "")
+            .status,
+        404
+    );
+    // Release one, bulk delete the others; who did it is recorded.
+    let r = d.api("POST", &format!("{path}/release"), &s1, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["done"], 1);
+    let b = d.api(
+        "POST",
+        "/api/accounts/site1/quarantine/delete",
+        &admin,
+        &format!("{{\"ids\": [{}, {}, 999999]}}", ids[1], ids[2]),
+    );
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.json()["done"], 2);
+    assert_eq!(b.json()["results"][2]["ok"], false);
+    assert_eq!(
+        d.api("GET", "/api/accounts/site1/quarantine", &s1, "")
+            .json()["count"],
+        0
+    );
+    let log = d.store().quarantine_log(Some("site1"), 10).unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2].actor, "dashboard:account:site1");
+    assert_eq!(log[0].actor, "dashboard:operator:admin");
+    assert_eq!(
+        d.api("GET", "/api/accounts/site1/quarantine/release", &s1, "")
+            .status,
+        405
+    );
+}
+
+#[test]
+fn quarantine_page_bulk_release_and_delete() {
+    let d = start();
+    let ids = quarantine3(&d);
+    let c = d.login("site1", SITE1_PW);
+    let page = d.get("/accounts/site1/quarantine", &[("Cookie", &c)]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<dd id=\"quarantine-count\">3</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(HOSTILE),
+        "raw markup from the store on the page"
+    );
+    let msg = d.get(
+        &format!("/accounts/site1/quarantine/{}", ids[0]),
+        &[("Cookie", &c)],
+    );
+    assert!(msg.body.contains("id=\"preview\""), "{}", msg.body);
+    assert!(!msg.body.contains("boss@example.org"));
+    let csrf = d.csrf(&c, "/accounts/site1/quarantine");
+    // Without the CSRF token: refused.
+    let bad = d.post_form(
+        "/accounts/site1/quarantine",
+        &c,
+        &format!("action=release&id={}", ids[0]),
+    );
+    assert_eq!(bad.status, 403);
+    let r = d.post_form(
+        "/accounts/site1/quarantine",
+        &c,
+        &format!("csrf={csrf}&action=release&id={}", ids[0]),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = d.post_form(
+        "/accounts/site1/quarantine",
+        &c,
+        &format!("csrf={csrf}&action=delete&id={}&id={}", ids[1], ids[2]),
+    );
+    assert_eq!(r.status, 303);
+    let page = d.get("/accounts/site1/quarantine?done=delete", &[("Cookie", &c)]);
+    assert!(
+        page.body.contains("<dd id=\"quarantine-count\">0</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<dd id=\"queued\">1</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("dashboard:account:site1"));
+    // The operator sees the whole message.
+    let ids = quarantine3(&d);
+    let a = d.login("admin", ADMIN_PW);
+    let msg = d.get(
+        &format!("/accounts/site1/quarantine/{}", ids[0]),
+        &[("Cookie", &a)],
+    );
+    assert!(msg.body.contains("id=\"message\"") && msg.body.contains("boss@example.org"));
+}

@@ -11,6 +11,7 @@ use super::advice::{self, Action};
 use super::app::{App, Fail};
 use super::auth::{AuthFailure, Principal};
 use super::http::{Request, Response};
+use super::quarantine;
 
 fn error(status: u16, message: &str) -> Response {
     Response::json(
@@ -82,6 +83,25 @@ pub fn handle(app: &App, req: &Request, rest: &[&str]) -> Response {
         | ["accounts", _, "status" | "history" | "errors" | "scripts" | "transitions"] => {
             return method_not_allowed("GET")
         }
+        ["accounts", a, "quarantine"] if m == "GET" => quarantine_list(app, &p, a),
+        ["accounts", a, "quarantine", what @ ("release" | "delete")] if m == "POST" => {
+            quarantine_bulk(app, &p, a, what, req)
+        }
+        ["accounts", a, "quarantine", id] if m == "GET" && !matches!(*id, "release" | "delete") => {
+            quarantine::parse_ids([*id])
+                .and_then(|ids| quarantine::view(app, &p, a, ids[0]).map(|v| v.to_json()))
+        }
+        ["accounts", a, "quarantine", id, what @ ("release" | "delete")] if m == "POST" => {
+            quarantine::parse_ids([*id])
+                .and_then(|ids| quarantine::act(app, &p, a, &ids, *what == "release"))
+        }
+        ["accounts", _, "quarantine", "release" | "delete"]
+        | ["accounts", _, "quarantine", _, "release" | "delete"] => {
+            return method_not_allowed("POST")
+        }
+        ["accounts", _, "quarantine"] | ["accounts", _, "quarantine", _] => {
+            return method_not_allowed("GET")
+        }
         ["accounts", a, action] if Action::parse(action).is_some() => {
             if m != "POST" {
                 return method_not_allowed("POST");
@@ -94,6 +114,40 @@ pub fn handle(app: &App, req: &Request, rest: &[&str]) -> Response {
         Ok(v) => Response::json(200, &v),
         Err(f) => fail(&f),
     }
+}
+
+fn quarantine_list(app: &App, p: &Principal, a: &str) -> Result<Value, Fail> {
+    let (rows, (count, bytes)) = quarantine::list(app, p, a)?;
+    Ok(json!({
+        "account": a,
+        "count": count,
+        "bytes": bytes,
+        "messages": rows.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+    }))
+}
+
+/// `{"ids": [1, 2, 3]}`: release or delete several at once.
+fn quarantine_bulk(
+    app: &App,
+    p: &Principal,
+    a: &str,
+    what: &str,
+    req: &Request,
+) -> Result<Value, Fail> {
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| Fail::BadInput(format!("the body is not JSON: {e}")))?;
+    let Some(list) = body.get("ids").and_then(Value::as_array) else {
+        return Err(Fail::BadInput("give {\"ids\": [ID, ...]}".into()));
+    };
+    let texts: Vec<String> = list
+        .iter()
+        .map(|v| match v {
+            Value::Number(n) => n.to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let ids = quarantine::parse_ids(texts.iter().map(String::as_str))?;
+    quarantine::act(app, p, a, &ids, what == "release")
 }
 
 fn accounts(app: &App, p: &Principal) -> Result<Value, Fail> {

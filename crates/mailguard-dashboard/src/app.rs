@@ -16,6 +16,7 @@ use super::advice::Action;
 use super::auth::{secrets_equal, Attempt, Auth, AuthFailure, Principal, Session};
 use super::http::{form_value, Request, Response};
 use super::pages::{self, Viewer, ERRORS_PER_PAGE};
+use super::quarantine;
 
 pub const SESSION_COOKIE: &str = "mg_session";
 const LOGIN_COOKIE: &str = "mg_login";
@@ -190,7 +191,6 @@ impl App {
         }))
     }
 
-    /// Answers one request.
     /// Is `Host` one this dashboard was configured for? (A missing Host, allowed in
     /// HTTP/1.0, is refused too: DNS rebinding pages always send one, proxies as well.)
     pub fn host_allowed(&self, host: Option<&str>) -> bool {
@@ -460,6 +460,96 @@ impl App {
         result.unwrap_or_else(|e| {
             self.html_problem(Some(&v), e.status(), action.title(), &e.message())
         })
+    }
+}
+
+impl App {
+    /// The quarantine page: the account's refused spam, with bulk release and delete.
+    pub(crate) fn quarantine_page(&self, req: &Request, account: &str) -> Response {
+        let Some(s) = self.session(req) else {
+            return Response::redirect("/login");
+        };
+        let v = Viewer {
+            principal: &s.principal,
+            csrf: &s.csrf,
+        };
+        let notice = match req.query_value("done") {
+            Some("release") => Some("Released: the messages are queued for delivery."),
+            Some("delete") => Some("Deleted."),
+            Some("partly") => Some("Some messages could not be released or deleted (see the log)."),
+            _ => None,
+        };
+        let result = (|| -> Result<Response, Fail> {
+            let (rows, totals) = quarantine::list(self, &s.principal, account)?;
+            let snap = self.snapshot(account)?;
+            let log = self.store(|st| st.quarantine_log(Some(account), 20))?;
+            Ok(Response::html(
+                200,
+                pages::quarantine(&v, &snap, &rows, totals, &log, notice),
+            ))
+        })();
+        result
+            .unwrap_or_else(|e| self.html_problem(Some(&v), e.status(), "Quarantine", &e.message()))
+    }
+
+    /// One quarantined message: headers, verdict, preview (owner) or message (operator).
+    pub(crate) fn quarantine_message(&self, req: &Request, account: &str, id: &str) -> Response {
+        let Some(s) = self.session(req) else {
+            return Response::redirect("/login");
+        };
+        let v = Viewer {
+            principal: &s.principal,
+            csrf: &s.csrf,
+        };
+        let result = (|| -> Result<Response, Fail> {
+            let ids = quarantine::parse_ids([id])?;
+            let view = quarantine::view(self, &s.principal, account, ids[0])?;
+            Ok(Response::html(200, pages::quarantined(&v, account, &view)))
+        })();
+        result.unwrap_or_else(|e| {
+            self.html_problem(Some(&v), e.status(), "Quarantined message", &e.message())
+        })
+    }
+
+    /// The bulk form (and each message's buttons): `action` release or delete, `id` once
+    /// per message.
+    pub(crate) fn quarantine_post(&self, req: &Request, account: &str) -> Response {
+        let (s, form) = match self.checked_post(req) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let v = Viewer {
+            principal: &s.principal,
+            csrf: &s.csrf,
+        };
+        let result = (|| -> Result<Response, Fail> {
+            let release = match form_value(&form, "action") {
+                Some("release") => true,
+                Some("delete") => false,
+                _ => return Err(Fail::BadInput("Choose release or delete.".into())),
+            };
+            let ids = quarantine::parse_ids(
+                form.iter()
+                    .filter(|(k, _)| k == "id")
+                    .map(|(_, v)| v.as_str()),
+            )?;
+            if ids.is_empty() {
+                return Err(Fail::BadInput("Tick at least one message.".into()));
+            }
+            let r = quarantine::act(self, &s.principal, account, &ids, release)?;
+            let all = r["done"].as_u64() == Some(ids.len() as u64);
+            let done = match (all, release) {
+                (false, _) => "partly",
+                (true, true) => "release",
+                (true, false) => "delete",
+            };
+            Ok(Response::redirect(&format!(
+                "{}/quarantine?done={done}",
+                pages::account_path(account)
+            )))
+        })();
+        result
+            .unwrap_or_else(|e| self.html_problem(Some(&v), e.status(), "Quarantine", &e.message()))
     }
 }
 

@@ -23,6 +23,7 @@ mod chart;
 mod http;
 mod metrics;
 mod pages;
+mod quarantine;
 mod router;
 mod server;
 

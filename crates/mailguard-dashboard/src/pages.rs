@@ -4,7 +4,10 @@
 //! request also has its control characters replaced ([`clean`]).
 
 use mailguard_store::ScriptActivity;
-use mailguard_store::{DayStats, ErrorEntry, Snapshot, Status, TransitionRecord};
+use mailguard_store::{
+    DayStats, ErrorEntry, QuarantineEntry, QuarantineRecord, Snapshot, Status, TransitionRecord,
+    QUARANTINE_MAX_AGE, QUARANTINE_MAX_BYTES,
+};
 use maud::{html, Markup, DOCTYPE};
 
 use super::advice::{self, Action};
@@ -215,6 +218,7 @@ pub fn panel(viewer: &Viewer<'_>, p: &Panel<'_>) -> String {
                     }
                 }
             }
+            p { a #quarantine-link href={ (base) "/quarantine" } { "Quarantine: refused spam kept for review" } }
             form.report-form method="get" action={ (base) "/report-to" } {
                 label { "Send the daily error report to "
                     input type="email" name="address" #report-address
@@ -335,6 +339,128 @@ pub fn confirm(
     )
 }
 
+/// The account's quarantine: counters, the list with checkboxes for bulk release and
+/// delete, and who released or deleted what.
+pub fn quarantine(
+    viewer: &Viewer<'_>,
+    snap: &Snapshot,
+    rows: &[QuarantineEntry],
+    (count, bytes): (u64, u64),
+    log: &[QuarantineRecord],
+    notice: Option<&'static str>,
+) -> String {
+    let base = account_path(&snap.account);
+    layout(
+        "Quarantine",
+        Some(viewer),
+        html! {
+            p.crumbs { a href=(base) { "← " (clean(&snap.account)) } }
+            h1 { "Quarantine of " (clean(&snap.account)) }
+            @if let Some(n) = notice { p.notice #notice role="status" { (n) } }
+            section.card {
+                p { "Mail refused as spam is kept here for review (at most "
+                    (QUARANTINE_MAX_BYTES >> 20) " MB or " (QUARANTINE_MAX_AGE.as_secs() / 86_400)
+                    " days per account; the oldest goes first). Releasing a message queues it for \
+                    delivery and counts it as sent; it teaches the filter nothing." }
+                dl.counters {
+                    div { dt { "In quarantine" } dd #quarantine-count { (count) } }
+                    div { dt { "Quarantined bytes" } dd #quarantine-bytes { (bytes) } }
+                    div { dt { "Refused in total" } dd #refused-total { (snap.refused_total) } }
+                    div { dt { "Queued" } dd #queued { (snap.queued) } }
+                    div { dt { "Sent in total" } dd #sent-total { (snap.sent_total) } }
+                    div { dt { "Status" } dd #status-name { (snap.status.as_str()) } }
+                }
+            }
+            section.card {
+                form method="post" action={ (base) "/quarantine" } #quarantine-form {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    table #quarantine {
+                        thead { tr { th {} th { "refused" } th { "to" } th { "subject" } th { "verdict" } th { "script" } th.num { "bytes" } } }
+                        tbody {
+                            @for e in rows {
+                                tr data-id=(e.id.0) {
+                                    td { input type="checkbox" name="id" value=(e.id.0) id={ "pick-" (e.id.0) } aria-label={ "message " (e.id.0) }; }
+                                    td.time { a href={ (base) "/quarantine/" (e.id.0) } id={ "show-" (e.id.0) } { (e.created.to_string()) } }
+                                    td { (clean(&e.recipients.join(", "))) }
+                                    td { (clean(&e.subject)) }
+                                    td { (verdict_text(e)) }
+                                    td.path { (clean(&e.origin.to_string())) }
+                                    td.num { (e.size) }
+                                }
+                            }
+                            @if rows.is_empty() { tr { td colspan="7" { "Nothing in quarantine." } } }
+                        }
+                    }
+                    @if !rows.is_empty() {
+                        div.actions {
+                            button type="submit" name="action" value="release" #release-selected { "Release selected" }
+                            button.danger type="submit" name="action" value="delete" #delete-selected { "Delete selected" }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Released and deleted" }
+                table #quarantine-log {
+                    thead { tr { th { "time" } th { "action" } th { "message" } th { "subject" } th { "by" } } }
+                    tbody {
+                        @for r in log {
+                            tr { td.time { (r.time.to_string()) } td { (r.action) } td { (r.message.0) } td { (clean(&r.subject)) } td { (clean(&r.actor)) } }
+                        }
+                        @if log.is_empty() { tr { td colspan="5" { "Nothing released or deleted yet." } } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn verdict_text(e: &QuarantineEntry) -> String {
+    match &e.spam {
+        Some(s) => clean(&format!("score {} ({})", s.score, s.rules.join(", "))),
+        None => clean(&e.verdict),
+    }
+}
+
+/// One quarantined message.
+pub fn quarantined(viewer: &Viewer<'_>, account: &str, view: &super::quarantine::View) -> String {
+    let base = account_path(account);
+    let e = &view.entry;
+    layout(
+        "Quarantined message",
+        Some(viewer),
+        html! {
+            p.crumbs { a href={ (base) "/quarantine" } { "← Quarantine" } }
+            h1 { "Message " (e.id.0) }
+            section.card #quarantined {
+                p { "Refused " (e.created.to_string()) " from " span.path { (clean(&e.origin.to_string())) } }
+                p #verdict { "Verdict: " strong { (clean(&e.verdict)) } }
+                @if let Some(s) = &e.spam {
+                    ul #reasons { @for r in &s.rules { li { (clean(r)) } } }
+                }
+                h2 { "Headers" }
+                table #headers { tbody { @for (k, v) in &view.headers { tr { th { (clean(k)) } td { (clean(v)) } } } } }
+                @if view.full {
+                    h2 { "The whole message (operator)" }
+                    pre #message { (clean(&view.text)) }
+                } @else {
+                    h2 { "Preview (addresses, links and long numbers masked)" }
+                    pre #preview { (clean(&view.text)) }
+                }
+                @if !e.kept { p.problem { "The body was not kept (disk reserve or queue cap): it cannot be released." } }
+                form method="post" action={ (base) "/quarantine" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="id" value=(e.id.0);
+                    div.actions {
+                        @if e.kept { button type="submit" name="action" value="release" #release { "Release (deliver it)" } }
+                        button.danger type="submit" name="action" value="delete" #delete { "Delete" }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// An error page with a way back.
 pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, text: &str, back: &str) -> String {
     layout(
@@ -401,6 +527,7 @@ tr.observed { color: var(--muted); font-style: italic; }
 .problem { color: var(--red); }
 .crumbs { margin: 0 0 .3em; }
 svg.chart { width: 100%; height: auto; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fb; padding: .6em; border-radius: 6px; max-height: 30em; overflow: auto; }
 svg .grid { stroke: #e4e8ee; stroke-width: 1; }
 svg .axis, svg .legend { fill: #5d6878; font-size: 11px; font-family: system-ui, sans-serif; }
 svg .bar.sent { fill: var(--green); }

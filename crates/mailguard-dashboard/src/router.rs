@@ -37,10 +37,13 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["logout"], "POST") => app.logout(req),
         ([], "GET") => app.index(req),
         (["accounts", a], "GET") => app.panel(req, a),
+        (["accounts", a, "quarantine"], "GET") => app.quarantine_page(req, a),
+        (["accounts", a, "quarantine"], "POST") => app.quarantine_post(req, a),
+        (["accounts", a, "quarantine", id], "GET") => app.quarantine_message(req, a, id),
         (["accounts", a, action], "GET") => app.confirm(req, a, action),
         (["accounts", a, action], "POST") => app.act(req, a, action),
         (["metrics"] | ["static", "style.css"] | ["login"] | [] | ["accounts", _], _)
-        | (["logout"] | ["accounts", _, _], _) => {
+        | (["logout"] | ["accounts", _, _] | ["accounts", _, "quarantine", _], _) => {
             let allow = match seg.as_slice() {
                 ["login"] => "GET, POST",
                 ["logout"] => "POST",
