@@ -50,10 +50,7 @@ pub struct View {
 
 pub fn view(app: &App, p: &Principal, account: &str, id: MessageId) -> Result<View, Fail> {
     app.authorize(p, account)?;
-    let (entry, raw) = app.store(|s| s.quarantine_show(id)).or_else(|f| match f {
-        Fail::Store(e) => Err(store_fail(e)),
-        f => Err(f),
-    })?;
+    let (entry, raw) = app.store(|s| s.quarantine_show(id)).map_err(unwrap_store)?;
     if entry.account != account {
         return Err(store_fail(StoreError::NoSuchMessage(id)));
     }
