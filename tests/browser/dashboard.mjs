@@ -1,7 +1,8 @@
 // The mailguard dashboard in a real browser (Debian's chromium through playwright-core):
 // log in, check the status light, the counters against `mailguard status --json`, the
 // chart, that the stylesheet applies under the CSP; block (confirm) -> red, unblock
-// (confirm) -> green; save a screenshot. Exits non-zero on any failed check.
+// (confirm) -> green; the quarantine: release one, delete one, the counters move; save a
+// screenshot. Exits non-zero on any failed check.
 //
 // Environment (run.sh sets it): MAILGUARD_BIN, STATE_DIR, AUTH_FILE, ACCOUNT, PASSWORD,
 // SCREENSHOT.
@@ -171,6 +172,44 @@ try {
   await Promise.all([page.waitForURL(/\?done=unblock$/), page.click('#confirm-button')]);
   check((await light.getAttribute('data-colour')) === 'green', 'after unblock the light is green');
   check(storeStatus().status === 'active', 'the store says active');
+
+  // Quarantine: release one (from the list), delete one (from its page); the counters move.
+  await Promise.all([page.waitForURL(/\/quarantine$/), page.click('#quarantine-link')]);
+  const num = async (sel) => Number(await page.locator(sel).innerText());
+  const q0 = await num('#quarantine-count');
+  const queued0 = await num('#queued');
+  check(q0 === 3, `the quarantine holds the 3 refused messages (${q0})`);
+  const ids = await page
+    .locator('#quarantine tbody tr[data-id]')
+    .evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  check(ids.length === 3, `the list shows them (${ids.join(',')})`);
+  check(
+    (await page.locator('#quarantine').innerText()).includes('raw-ip-link'),
+    'the list shows the reasons',
+  );
+  await page.check(`#pick-${ids[0]}`);
+  await Promise.all([page.waitForURL(/\?done=release$/), page.click('#release-selected')]);
+  check((await num('#quarantine-count')) === q0 - 1, 'after release the quarantine counter drops by one');
+  check((await num('#queued')) === queued0 + 1, 'after release the queued counter rises by one');
+  await Promise.all([page.waitForURL(/\/quarantine\/\d+$/), page.click(`#show-${ids[1]}`)]);
+  const preview = await page.locator('#preview').innerText();
+  check(
+    preview.includes('[address]') && preview.includes('[link]') && !preview.includes('@example.org'),
+    `the owner sees a redacted preview (${preview.trim()})`,
+  );
+  await Promise.all([page.waitForURL(/\?done=delete$/), page.click('#delete')]);
+  check((await num('#quarantine-count')) === q0 - 2, 'after delete the quarantine counter drops again');
+  const qlog = await page.locator('#quarantine-log').innerText();
+  check(
+    qlog.includes('release') && qlog.includes('delete') && qlog.includes(`dashboard:account:${ACCOUNT}`),
+    'release and delete are logged with who did them',
+  );
+  const left = JSON.parse(
+    execFileSync(BIN, ['quarantine', 'list', '--json', '--account', ACCOUNT, '--state-dir', STATE], {
+      encoding: 'utf8',
+    }),
+  );
+  check(left.length === q0 - 2, `the store agrees (${left.length} left)`);
 
   check(foreign.length === 0, `no request left the dashboard (${foreign.join(', ')})`);
   check(problems.length === 0, `no console errors or CSP violations (${problems.join(' | ')})`);

@@ -1,14 +1,16 @@
 //! Fills a state directory for the browser test (`tests/browser/run.sh`) through the
 //! store API: `MAILGUARD_SEED_PART=past` writes 29 past days of history for one account,
 //! `today` today's mail with a failure from two scripts (when real PHP mail() calls
-//! cannot provide it), `all` (the default) both.
+//! cannot provide it), `quarantine` three messages refused as spam, `all` (the default)
+//! everything.
 //!
 //! Ignored in normal runs; `run.sh` calls it with `MAILGUARD_SEED_DIR` set.
 
 use std::time::Duration;
 
 use mailguard_store::{
-    now, Failure, Limits, MessageId, Mode, Origin, Outcome, Store, Submission, Timestamp,
+    now, Failure, Limits, MessageId, Mode, Origin, Outcome, SpamSummary, Store, Submission,
+    Timestamp,
 };
 
 fn send(store: &mut Store, account: &str, file: &str, t: Timestamp, fail: Option<&str>) {
@@ -57,14 +59,14 @@ fn seed_browser_state() {
     let account = std::env::var("MAILGUARD_SEED_ACCOUNT").unwrap_or_else(|_| "site1".into());
     let part = std::env::var("MAILGUARD_SEED_PART").unwrap_or_else(|_| "all".into());
     assert!(
-        ["past", "today", "all"].contains(&part.as_str()),
-        "MAILGUARD_SEED_PART must be past, today or all"
+        ["past", "today", "quarantine", "all"].contains(&part.as_str()),
+        "MAILGUARD_SEED_PART must be past, today, quarantine or all"
     );
     let mut store = Store::open(&dir).expect("open");
     let t = now();
     let day = Duration::from_secs(86_400);
     // Deterministic, uneven traffic: a few messages a day, some failures now and then.
-    for d in (1..30u64).rev().filter(|_| part != "today") {
+    for d in (1..30u64).rev().filter(|_| part == "past" || part == "all") {
         let at = t.minus(day * d as u32);
         let sent = 3 + (d * 7 % 11);
         for i in 0..sent {
@@ -86,7 +88,7 @@ fn seed_browser_state() {
             );
         }
     }
-    if part != "past" {
+    if part == "today" || part == "all" {
         for i in 0..6u64 {
             send(
                 &mut store,
@@ -103,5 +105,39 @@ fn seed_browser_state() {
             t.minus(Duration::from_secs(300)),
             Some("gone@example.net"),
         );
+    }
+    if part == "quarantine" || part == "all" {
+        // Three messages refused as spam, kept in quarantine.
+        let verdict = SpamSummary {
+            score: 13.0,
+            rules: vec!["raw-ip-link".into(), "shouting-subject".into()],
+            refuse: true,
+        };
+        let rcpt = vec!["lead@example.net".to_owned()];
+        let o = Origin {
+            file: Some("/var/www/shop/promo.php".into()),
+            line: Some(3),
+            ..Origin::default()
+        };
+        for i in 0..3u64 {
+            let raw = format!(
+                "To: lead@example.net\r\nSubject: WIN NOW {i}\r\n\r\nReply to lead-{i}@example.org or open http://198.51.100.7/win\r\n"
+            );
+            store
+                .submit(
+                    &account,
+                    &"quota= burst= spam=".parse().expect("limits"),
+                    Submission {
+                        raw: raw.as_bytes(),
+                        envelope_from: "shop@example.org",
+                        recipients: &rcpt,
+                        origin: &o,
+                        spam: Some(&verdict),
+                    },
+                    t.minus(Duration::from_secs(200 - i)),
+                    Mode::Enforce,
+                )
+                .expect("refused spam");
+        }
     }
 }

@@ -59,9 +59,9 @@ pub fn view(app: &App, p: &Principal, account: &str, id: MessageId) -> Result<Vi
     let headers = parse_headers(head);
     let full = p.role == Role::Operator;
     let text = if full {
-        String::from_utf8_lossy(&raw[..raw.len().min(FULL_BYTES)]).into_owned()
+        String::from_utf8_lossy(&raw[..raw.len().min(FULL_BYTES)]).replace("\r\n", "\n")
     } else {
-        redact(&String::from_utf8_lossy(body))
+        redact(&String::from_utf8_lossy(body).replace("\r\n", "\n"))
     };
     Ok(View {
         entry,
