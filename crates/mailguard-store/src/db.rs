@@ -574,7 +574,8 @@ mod tests {
         // As version 2 left it: no runner tables (they were created on first use).
         raw(&store)
             .execute_batch(
-                "DROP TABLE runner_claims; DROP TABLE runner_notices; PRAGMA user_version = 2;",
+                "DROP TABLE runner_claims; DROP TABLE runner_notices; DROP TABLE quarantine_log;
+                 PRAGMA user_version = 2;",
             )
             .unwrap();
         drop(store);
@@ -584,6 +585,7 @@ mod tests {
             .note_runner_claims(&[], 1, Timestamp(1_750_000_000_000))
             .unwrap();
         assert!(store.pending_notices(Timestamp(0)).unwrap().is_empty());
+        assert!(store.quarantine_log(None, 1).unwrap().is_empty());
     }
 
     #[test]
