@@ -462,6 +462,92 @@ impl Outgoing<'_> {
     }
 }
 
+/// The header that says who sent a message (account, script, client IP), stamped where
+/// the script cannot forge it.
+pub const ORIGIN_HEADER: &str = "X-Mailguard-Origin";
+
+/// The value of [`ORIGIN_HEADER`]: `account=NAME; script=PATH; client=IP`, each part
+/// printable ASCII without `;` (anything else becomes `?`) and at most 200 characters,
+/// parts that are unknown left out.
+pub fn origin_header_value(account: &str, script: Option<&str>, client: Option<&str>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .take(200)
+            .map(|c| {
+                if c.is_ascii_graphic() && c != ';' || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
+    let mut v = format!("account={}", clean(account));
+    if let Some(s) = script.filter(|s| !s.is_empty()) {
+        v.push_str("; script=");
+        v.push_str(&clean(s));
+    }
+    if let Some(c) = client.filter(|c| !c.is_empty()) {
+        v.push_str("; client=");
+        v.push_str(&clean(c));
+    }
+    v
+}
+
+/// `raw` with every [`ORIGIN_HEADER`] line of its header block removed (any case, with
+/// its folded continuation lines) and one `X-Mailguard-Origin: value` put first, with the
+/// line ending the message uses. The body is untouched.
+pub fn stamp_origin(raw: &[u8], value: &str) -> Vec<u8> {
+    let crlf = raw
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_none_or(|i| i > 0 && raw[i - 1] == b'\r');
+    let sep: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    // The header block ends at the first empty line.
+    let mut end = raw.len();
+    let mut at = 0;
+    while at < raw.len() {
+        let line_end = raw[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| at + i + 1);
+        let line = &raw[at..line_end];
+        if line == b"\n" || line == b"\r\n" {
+            end = at;
+            break;
+        }
+        at = line_end;
+    }
+    let mut out = Vec::with_capacity(raw.len() + value.len() + 24);
+    out.extend_from_slice(ORIGIN_HEADER.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.replace(['\r', '\n'], " ").as_bytes());
+    out.extend_from_slice(sep);
+    let mut at = 0;
+    let mut dropping = false;
+    while at < end {
+        let line_end = raw[at..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| at + i + 1);
+        let line = &raw[at..line_end];
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            dropping = line.contains(&b':')
+                && name
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(ORIGIN_HEADER.as_bytes());
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        at = line_end;
+    }
+    out.extend_from_slice(&raw[end..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,5 +734,23 @@ mod tests {
             b"To: a@b\nSubject: s\nFrom: f@x\r\nX-A: 1\n\nm\n"
         );
         assert_eq!(m.size(), m.bytes().len() as u64);
+    }
+
+    #[test]
+    fn origin_stamp_replaces_forged_headers_and_keeps_the_body() {
+        let raw = b"To: a@x\r\nx-mailguard-origin: account=other\r\n  ; script=/fake\r\nSubject: s\r\nX-Mailguard-Origin : forged\r\n\r\nX-Mailguard-Origin: in the body\r\n";
+        let v = origin_header_value("site1", Some("/var/www/a.php"), Some("203.0.113.9"));
+        assert_eq!(v, "account=site1; script=/var/www/a.php; client=203.0.113.9");
+        let out = stamp_origin(raw, &v);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "X-Mailguard-Origin: account=site1; script=/var/www/a.php; client=203.0.113.9\r\n\
+             To: a@x\r\nSubject: s\r\n\r\nX-Mailguard-Origin: in the body\r\n"
+        );
+        // LF-only messages stay LF; a value cannot inject a header.
+        let out = stamp_origin(b"To: a\n\nbody\n", &origin_header_value("a;b\r\nBcc: x", None, None));
+        assert_eq!(out, b"X-Mailguard-Origin: account=a?b??Bcc: x\nTo: a\n\nbody\n");
+        // No header block at all: the stamp is the only header.
+        assert_eq!(stamp_origin(b"", "account=a"), b"X-Mailguard-Origin: account=a\r\n");
     }
 }
