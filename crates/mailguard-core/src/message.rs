@@ -740,7 +740,10 @@ mod tests {
     fn origin_stamp_replaces_forged_headers_and_keeps_the_body() {
         let raw = b"To: a@x\r\nx-mailguard-origin: account=other\r\n  ; script=/fake\r\nSubject: s\r\nX-Mailguard-Origin : forged\r\n\r\nX-Mailguard-Origin: in the body\r\n";
         let v = origin_header_value("site1", Some("/var/www/a.php"), Some("203.0.113.9"));
-        assert_eq!(v, "account=site1; script=/var/www/a.php; client=203.0.113.9");
+        assert_eq!(
+            v,
+            "account=site1; script=/var/www/a.php; client=203.0.113.9"
+        );
         let out = stamp_origin(raw, &v);
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -748,9 +751,18 @@ mod tests {
              To: a@x\r\nSubject: s\r\n\r\nX-Mailguard-Origin: in the body\r\n"
         );
         // LF-only messages stay LF; a value cannot inject a header.
-        let out = stamp_origin(b"To: a\n\nbody\n", &origin_header_value("a;b\r\nBcc: x", None, None));
-        assert_eq!(out, b"X-Mailguard-Origin: account=a?b??Bcc: x\nTo: a\n\nbody\n");
+        let out = stamp_origin(
+            b"To: a\n\nbody\n",
+            &origin_header_value("a;b\r\nBcc: x", None, None),
+        );
+        assert_eq!(
+            out,
+            b"X-Mailguard-Origin: account=a?b??Bcc: x\nTo: a\n\nbody\n"
+        );
         // No header block at all: the stamp is the only header.
-        assert_eq!(stamp_origin(b"", "account=a"), b"X-Mailguard-Origin: account=a\r\n");
+        assert_eq!(
+            stamp_origin(b"", "account=a"),
+            b"X-Mailguard-Origin: account=a\r\n"
+        );
     }
 }

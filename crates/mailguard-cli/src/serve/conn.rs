@@ -11,7 +11,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use mailguard_core::intake::{self, Intake};
-use mailguard_core::message::Refusal;
+use mailguard_core::message::{self, Refusal};
 use mailguard_core::spam::{self, SpamContext, Thresholds};
 use mailguard_proto::{
     read_frame_with, write_frame, ClaimedOrigin, Disposition, FrameError, Request, Response, Submit,
@@ -46,6 +46,8 @@ pub struct Shared {
     pub max_body: u64,
     /// Request bytes held in memory per caller uid (bounded by [`UID_BYTES`]).
     pub bytes: Mutex<HashMap<u32, u64>>,
+    /// `[serve] origin_header` (default on): stamp `X-Mailguard-Origin`.
+    pub origin_header: bool,
 }
 
 /// Request bytes one uid may have in the daemon's memory at once: a few messages at the
@@ -227,6 +229,16 @@ fn submit(
         spam::score(&raw, &ctx, &Thresholds::default())
     });
     let summary = verdict.as_ref().map(SpamSummary::of);
+    // Who sent it, where the script cannot forge it: the account is the daemon's (from
+    // the caller's uid); script and client IP are what the PHP worker reported.
+    let raw = if shared.origin_header {
+        let script = s.origin.caller_file.as_deref().or(s.origin.file.as_deref());
+        let value =
+            message::origin_header_value(&policy.account, script, s.origin.client_ip.as_deref());
+        message::stamp_origin(&raw, &value)
+    } else {
+        raw
+    };
     let (tx, rx) = mpsc::sync_channel(1);
     let ticket = Ticket::default();
     let job = Job {

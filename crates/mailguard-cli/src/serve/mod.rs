@@ -103,6 +103,8 @@ pub fn run(args: &[String]) -> i32 {
 struct ServeConfig {
     socket: PathBuf,
     socket_mode: u32,
+    /// Stamp `X-Mailguard-Origin` on every message before it is stored and relayed.
+    origin_header: bool,
 }
 
 fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, String> {
@@ -113,12 +115,21 @@ fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, Stri
     };
     if let Some(k) = t.and_then(|t| {
         t.keys()
-            .find(|k| !["socket", "socket_mode"].contains(&k.as_str()))
+            .find(|k| !["socket", "socket_mode", "origin_header"].contains(&k.as_str()))
     }) {
         return Err(format!(
-            "serve.{k}: unknown key (known: socket, socket_mode)"
+            "serve.{k}: unknown key (known: socket, socket_mode, origin_header)"
         ));
     }
+    let origin_header = match t.and_then(|t| t.get("origin_header")) {
+        None => true,
+        Some(Value::Boolean(b)) => *b,
+        Some(v) => {
+            return Err(format!(
+                "serve.origin_header: must be true or false, not {v:?}"
+            ))
+        }
+    };
     let path = match (socket, t.and_then(|t| t.get("socket"))) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(Value::String(s))) => PathBuf::from(s),
@@ -142,6 +153,7 @@ fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, Stri
     Ok(ServeConfig {
         socket: path,
         socket_mode,
+        origin_header,
     })
 }
 
@@ -219,6 +231,7 @@ fn serve(opts: &Opts) -> Result<(), String> {
         host: notice::host_name(),
         max_body,
         bytes: Mutex::new(HashMap::new()),
+        origin_header: serve_cfg.origin_header,
     });
     eprintln!(
         "mailguard serve: listening on {}, state in {}",
