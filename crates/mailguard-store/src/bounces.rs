@@ -149,6 +149,12 @@ impl Store {
             )
             .map_err(sql)?;
             ledger::count(tx, &account, now, Count::Error, Some(id)).map_err(sql)?;
+            let reply = format!(
+                "{}: {}",
+                failure.recipient,
+                crate::delivery::reply_text(failure.code, failure.enhanced.as_deref(), &failure.text)
+            );
+            crate::track::log_attempt(tx, id, now, "bounced", &reply).map_err(sql)?;
             let trip = bounce_check(tx, &account, now)?;
             Ok(BounceRecord::Counted { trip })
         })

@@ -387,7 +387,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, QUEUE_TOTALS),
     (3, RUNNER_TABLES),
     (4, QUARANTINE_LOG),
+    (5, TRACK),
 ];
+
+/// Version 5: what `mailguard track` follows: each message's `Message-ID`, and every
+/// delivery attempt and bounce with the relay's reply.
+const TRACK: &str = "
+ALTER TABLE messages ADD COLUMN message_id_header TEXT;
+CREATE INDEX messages_message_id ON messages(message_id_header);
+CREATE INDEX messages_created ON messages(created);
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    reply TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX attempts_message ON attempts(message_id, id);
+";
 
 /// Version 4: who released, deleted or dropped (cap) which quarantined message.
 const QUARANTINE_LOG: &str = "
@@ -555,7 +572,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
         let tables: i64 = raw(&store)
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'
@@ -575,7 +592,8 @@ mod tests {
         raw(&store)
             .execute_batch(
                 "DROP TABLE runner_claims; DROP TABLE runner_notices; DROP TABLE quarantine_log;
-                 PRAGMA user_version = 2;",
+                 DROP TABLE attempts; DROP INDEX messages_message_id; DROP INDEX messages_created;
+                 ALTER TABLE messages DROP COLUMN message_id_header; PRAGMA user_version = 2;",
             )
             .unwrap();
         drop(store);

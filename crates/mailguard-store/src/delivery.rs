@@ -137,6 +137,31 @@ impl Store {
                     DeliveryRecord::Failed
                 }
             };
+            let (result, reply) = match (&record, outcome) {
+                (DeliveryRecord::Sent, Outcome::Sent { rejected }) => (
+                    "sent",
+                    rejected
+                        .iter()
+                        .map(|f| format!("{} refused: {}", f.recipient, reply_text(f.code, f.enhanced.as_deref(), &f.text)))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                (DeliveryRecord::Retry { .. }, Outcome::TempFail { code, enhanced, text }) => {
+                    ("retry", reply_text(*code, enhanced.as_deref(), text))
+                }
+                (DeliveryRecord::Expired, Outcome::TempFail { code, enhanced, text }) => {
+                    ("expired", reply_text(*code, enhanced.as_deref(), text))
+                }
+                (_, Outcome::PermFail(f)) => (
+                    "failed",
+                    f.iter()
+                        .map(|f| format!("{}: {}", f.recipient, reply_text(f.code, f.enhanced.as_deref(), &f.text)))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                _ => ("recorded", String::new()),
+            };
+            crate::track::log_attempt(tx, id, now, result, &reply).map_err(sql)?;
             let trip = bounce_check(tx, &account, status, &limits, mode, now)?;
             Ok(Recorded { record, trip, split })
         })
@@ -207,12 +232,14 @@ fn split_off(
     let next = now.plus(limits.retry.delay(1, mix64(id.0 as u64 ^ 0x5917)));
     tx.execute(
         "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-            state, attempts, next_attempt, released_at, created, expires, verdict, spam, origin, last_error)
+            state, attempts, next_attempt, released_at, created, expires, verdict, spam, origin, last_error,
+            message_id_header)
          SELECT account, envelope_from, ?2, subject, raw, size, checksum,
             CASE WHEN (SELECT status FROM accounts a WHERE a.account = messages.account)
                  IN ('active', 'force') THEN 'queued' ELSE 'held' END,
             1, min(?3, expires), ?4, created, expires,
-            verdict || ' (recipients deferred from message ' || id || ')', spam, origin, ?5
+            verdict || ' (recipients deferred from message ' || id || ')', spam, origin, ?5,
+            message_id_header
          FROM messages WHERE id = ?1",
         params![
             id.0,
@@ -225,7 +252,7 @@ fn split_off(
     Ok(MessageId(tx.last_insert_rowid()))
 }
 
-fn reply_text(code: Option<u16>, enhanced: Option<&str>, text: &str) -> String {
+pub(crate) fn reply_text(code: Option<u16>, enhanced: Option<&str>, text: &str) -> String {
     let mut s = String::new();
     if let Some(c) = code {
         s.push_str(&format!("{c} "));

@@ -39,6 +39,7 @@ mod queue;
 mod submit;
 #[cfg(test)]
 mod testing;
+mod track;
 
 pub use bounces::{BounceMatch, BounceRecord, MatchedBy};
 pub use db::{now, Store, DB_FILE, DEFAULT_STATE_DIR, SCHEMA_VERSION, SENDING_LEASE};
@@ -51,6 +52,7 @@ pub use quarantine::{
 };
 pub use queries::{OriginSource, ScriptActivity};
 pub use submit::Entry;
+pub use track::{TrackQuery, TrackStep, Tracked};
 
 pub use mailguard_core::account::Action;
 pub use mailguard_core::limits::{Limits, Mode};

@@ -210,8 +210,9 @@ fn admit(
     };
     tx.execute(
         "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-            state, next_attempt, lease_until, released_at, created, expires, verdict, spam, origin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            state, next_attempt, lease_until, released_at, created, expires, verdict, spam, origin,
+            message_id_header)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             account,
             sub.envelope_from,
@@ -229,6 +230,7 @@ fn admit(
             verdict,
             sub.spam.map(|s| s.to_json().to_string()),
             sub.origin.to_json().to_string(),
+            message_id_of(sub.raw),
         ],
     )
     .map_err(sql)?;
@@ -282,8 +284,8 @@ fn refused_spam(
     };
     tx.execute(
         "INSERT INTO messages (account, envelope_from, recipients, subject, raw, size, checksum,
-            state, created, expires, verdict, spam, origin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'refused-spam', ?8, ?8, ?9, ?10, ?11)",
+            state, created, expires, verdict, spam, origin, message_id_header)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'refused-spam', ?8, ?8, ?9, ?10, ?11, ?12)",
         params![
             account,
             sub.envelope_from,
@@ -296,6 +298,7 @@ fn refused_spam(
             verdict,
             sub.spam.map(|s| s.to_json().to_string()),
             sub.origin.to_json().to_string(),
+            message_id_of(sub.raw),
         ],
     )
     .map_err(sql)?;
@@ -381,6 +384,24 @@ fn check_queue_cap(tx: &Transaction<'_>, limits: &Limits, size: u64) -> Result<(
 
 /// The Subject header of a raw message, unfolded, for listings (at most 200 characters).
 pub(crate) fn subject_of(raw: &[u8]) -> String {
+    header_of(raw, "subject").unwrap_or_default()
+}
+
+/// The `Message-ID` of a message, without its angle brackets (for `mailguard track`).
+pub(crate) fn message_id_of(raw: &[u8]) -> Option<String> {
+    header_of(raw, "message-id")
+        .map(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The first `name` header (case-insensitive), unfolded, at most 200 characters.
+fn header_of(raw: &[u8], name: &str) -> Option<String> {
+    let name = format!("{name}:");
     let head_end = find(raw, b"\r\n\r\n")
         .or_else(|| find(raw, b"\n\n"))
         .unwrap_or(raw.len());
@@ -395,13 +416,17 @@ pub(crate) fn subject_of(raw: &[u8]) -> String {
             }
             Some(_) => break,
             None => {
-                if line.len() >= 8 && line[..8].eq_ignore_ascii_case("subject:") {
-                    subject = Some(line[8..].trim().to_owned());
+                let n = name.len();
+                if line.len() >= n
+                    && line.is_char_boundary(n)
+                    && line[..n].eq_ignore_ascii_case(&name)
+                {
+                    subject = Some(line[n..].trim().to_owned());
                 }
             }
         }
     }
-    subject.unwrap_or_default().chars().take(200).collect()
+    subject.map(|s| s.chars().take(200).collect())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
