@@ -12,7 +12,7 @@ use crate::args::{Arg, Args};
 use mailguard_store::{now, MessageId, Store, StoreError, DEFAULT_STATE_DIR};
 
 /// The commands this module answers.
-pub const COMMANDS: [&str; 11] = [
+pub const COMMANDS: [&str; 12] = [
     "integrity",
     "status",
     "block",
@@ -24,6 +24,7 @@ pub const COMMANDS: [&str; 11] = [
     "report-to",
     "queue",
     "quarantine",
+    "track",
 ];
 
 const USAGE: &str = "\
@@ -43,6 +44,8 @@ usage:
   mailguard quarantine show ID [--raw] [--json]    [--state-dir DIR]
   mailguard quarantine release ID... [--actor WHO] [--state-dir DIR]
   mailguard quarantine delete  ID... [--actor WHO] [--state-dir DIR]
+  mailguard track (--recipient ADDR | --message-id ID | --since 2h) [--account NAME]
+                  [--limit N] [--json] [--state-dir DIR]
   mailguard integrity                                [--state-dir DIR]
 (the default state directory is /var/lib/mailguard)";
 
@@ -96,7 +99,10 @@ struct Opts {
     words: Vec<String>,
 }
 
-const VALUE_OPTS: [&str; 7] = [
+const VALUE_OPTS: [&str; 10] = [
+    "--recipient",
+    "--message-id",
+    "--since",
     "--state-dir",
     "--account",
     "--actor",
@@ -383,6 +389,7 @@ fn run_to(cmd: &str, args: &[String], out: &mut dyn Write) -> Result<(), Fail> {
         }
         "queue" => queue(&o, out)?,
         "quarantine" => quarantine(&o, out)?,
+        "track" => track(&o, out)?,
         other => return Err(Fail::Usage(format!("unknown command \"{other}\""))),
     }
     Ok(())
@@ -478,6 +485,72 @@ fn queue(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
             )?;
         }
         Some(other) => return Err(Fail::Usage(format!("unknown queue command \"{other}\""))),
+    }
+    Ok(())
+}
+
+/// `mailguard track`: each matching message's path (accepted, every attempt with the
+/// relay's reply, sent / failed / expired, bounces), with its origin.
+fn track(o: &Opts, out: &mut dyn Write) -> Result<(), Fail> {
+    let value = |k: &str| {
+        o.values
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let since = match value("--since") {
+        None => None,
+        Some(v) => {
+            let d = mailguard_core::limits::parse_duration(&v).map_err(|e| {
+                Fail::Usage(format!(
+                    "--since {v}: {e} (a duration back from now: 30m, 2h, 7d)"
+                ))
+            })?;
+            Some(now().minus(d))
+        }
+    };
+    let q = mailguard_store::TrackQuery {
+        recipient: value("--recipient"),
+        message_id: value("--message-id"),
+        since,
+        account: o.account.clone(),
+    };
+    if q.recipient.is_none() && q.message_id.is_none() && q.since.is_none() {
+        return Err(Fail::Usage(
+            "give --recipient ADDR, --message-id ID or --since DURATION".into(),
+        ));
+    }
+    let found = o
+        .open()?
+        .track(&q, o.number("--limit", 50)?.clamp(1, 10_000))?;
+    if o.flag("--json") {
+        let v: Vec<_> = found.iter().map(|t| t.to_json()).collect();
+        writeln!(out, "{}", serde_json::Value::Array(v))?;
+        return Ok(());
+    }
+    if found.is_empty() {
+        writeln!(out, "no message matches")?;
+    }
+    for t in found {
+        writeln!(
+            out,
+            "message {}  {}  {}  from {} to {}  \"{}\"{}",
+            t.id,
+            t.account,
+            t.state,
+            t.envelope_from,
+            t.recipients.join(", "),
+            t.subject,
+            t.message_id
+                .as_deref()
+                .map(|m| format!("  <{m}>"))
+                .unwrap_or_default()
+        )?;
+        writeln!(out, "  origin {}", t.origin)?;
+        for s in &t.steps {
+            writeln!(out, "  {}  {:<12}  {}", s.time, s.what, s.detail)?;
+        }
     }
     Ok(())
 }
@@ -624,6 +697,75 @@ mod tests {
         let mut out = Vec::new();
         run_to(cmd, &args, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn track_follows_a_message_through_a_retry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let d = dir.to_str().unwrap();
+        {
+            let mut store = Store::open(&dir).unwrap();
+            let l: Limits = "quota= burst=".parse().unwrap();
+            let rcpt = vec!["a@example.net".to_string()];
+            let o = Origin {
+                file: Some("/var/www/form.php".into()),
+                line: Some(7),
+                ..Origin::default()
+            };
+            let raw = b"To: a@example.net\r\nSubject: Hi\r\nMessage-ID: <m1@x>\r\n\r\nbody\r\n";
+            let sub = Submission {
+                raw,
+                envelope_from: "f@example.org",
+                recipients: &rcpt,
+                origin: &o,
+                spam: None,
+            };
+            let id = store
+                .submit("site1", &l, sub, now(), Mode::Enforce)
+                .unwrap()
+                .id
+                .unwrap();
+            let temp = mailguard_store::Outcome::TempFail {
+                code: Some(421),
+                enhanced: None,
+                text: "busy".into(),
+            };
+            store.record_delivery(id, &temp.into(), now()).unwrap();
+        }
+        let out = call("track", &["--recipient", "a@example.net", "--state-dir", d]).unwrap();
+        assert!(
+            out.contains("message 1  site1  queued") && out.contains("<m1@x>"),
+            "{out}"
+        );
+        assert!(out.contains("origin /var/www/form.php:7"), "{out}");
+        assert!(
+            out.contains("accepted") && out.contains("retry         421 busy"),
+            "{out}"
+        );
+        let j: serde_json::Value = serde_json::from_str(
+            &call(
+                "track",
+                &["--message-id", "m1@x", "--json", "--state-dir", d],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(j[0]["steps"][1]["what"], "retry");
+        let none = call(
+            "track",
+            &["--since", "1h", "--account", "other", "--state-dir", d],
+        )
+        .unwrap();
+        assert_eq!(none, "no message matches\n");
+        assert!(matches!(
+            call("track", &["--state-dir", d]),
+            Err(Fail::Usage(_))
+        ));
+        assert!(matches!(
+            call("track", &["--since", "soon", "--state-dir", d]),
+            Err(Fail::Usage(_))
+        ));
     }
 
     #[test]
