@@ -1296,3 +1296,57 @@ fn quarantine_page_bulk_release_and_delete() {
     );
     assert!(msg.body.contains("id=\"message\"") && msg.body.contains("boss@example.org"));
 }
+
+#[test]
+fn track_search_shows_each_message_path_in_the_account_only() {
+    let d = start();
+    let c = d.login("site1", SITE1_PW);
+    let page = d.get(
+        "/accounts/site1/track?q=someone%40example.org",
+        &[("Cookie", &c)],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    // site1's 5 messages to that address, not site2's.
+    assert_eq!(
+        page.body.matches("class=\"card tracked\"").count(),
+        5,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<td>sent</td>") && page.body.contains("<td>failed</td>"));
+    assert!(page.body.contains("mailbox unavailable"));
+    assert!(
+        !page.body.contains(HOSTILE),
+        "raw markup from the store on the page"
+    );
+    assert!(page.body.contains("/var/www/news.php"));
+    // The last 24 hours without a search; another account's page is refused.
+    let all = d.get("/accounts/site1/track", &[("Cookie", &c)]);
+    assert!(all.body.contains("The last 24 hours."));
+    assert_eq!(
+        d.get("/accounts/site2/track?q=x", &[("Cookie", &c)]).status,
+        403
+    );
+    // The API: the same paths as JSON.
+    let j = d
+        .api(
+            "GET",
+            "/api/accounts/site1/track?q=someone%40example.org",
+            &format!("site1:{SITE1_PW}"),
+            "",
+        )
+        .json();
+    let news = j["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["origin"]["file"] == "/var/www/news.php")
+        .expect("the news.php message");
+    let steps = &news["steps"];
+    assert_eq!(steps[0]["what"], "accepted");
+    assert_eq!(steps[1]["what"], "failed");
+    assert!(steps[1]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("550 5.1.1 mailbox unavailable"));
+}

@@ -83,6 +83,15 @@ pub fn handle(app: &App, req: &Request, rest: &[&str]) -> Response {
         | ["accounts", _, "status" | "history" | "errors" | "scripts" | "transitions"] => {
             return method_not_allowed("GET")
         }
+        ["accounts", a, "track"] if m == "GET" => app
+            .track(&p, a, req.query_value("q").unwrap_or(""))
+            .map(|found| {
+                json!({
+                    "account": a,
+                    "messages": found.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
+                })
+            }),
+        ["accounts", _, "track"] => return method_not_allowed("GET"),
         ["accounts", a, "quarantine"] if m == "GET" => quarantine_list(app, &p, a),
         ["accounts", a, "quarantine", what @ ("release" | "delete")] if m == "POST" => {
             quarantine_bulk(app, &p, a, what, req)

@@ -464,6 +464,51 @@ impl App {
 }
 
 impl App {
+    /// What the panel's search and the API's `track` look up in `account`: an address
+    /// (with `@`) as a recipient, anything else as a Message-ID; empty: the last 24 hours.
+    pub fn track(
+        &self,
+        p: &Principal,
+        account: &str,
+        q: &str,
+    ) -> Result<Vec<mailguard_store::Tracked>, Fail> {
+        self.authorize(p, account)?;
+        let q = q.trim();
+        if q.len() > 320 {
+            return Err(Fail::BadInput(
+                "the search is longer than 320 characters".into(),
+            ));
+        }
+        let mut query = mailguard_store::TrackQuery {
+            account: Some(account.to_owned()),
+            ..mailguard_store::TrackQuery::default()
+        };
+        if q.is_empty() {
+            query.since = Some(now().minus(std::time::Duration::from_secs(86_400)));
+        } else if q.contains('@') && !q.starts_with('<') {
+            query.recipient = Some(q.to_owned());
+        } else {
+            query.message_id = Some(q.to_owned());
+        }
+        self.store(|s| s.track(&query, 50))
+    }
+
+    /// The search page: each matching message's path.
+    pub(crate) fn track_page(&self, req: &Request, account: &str) -> Response {
+        let Some(s) = self.session(req) else {
+            return Response::redirect("/login");
+        };
+        let v = Viewer {
+            principal: &s.principal,
+            csrf: &s.csrf,
+        };
+        let q = req.query_value("q").unwrap_or("");
+        match self.track(&s.principal, account, q) {
+            Ok(found) => Response::html(200, pages::track(&v, account, q, &found)),
+            Err(e) => self.html_problem(Some(&v), e.status(), "Track", &e.message()),
+        }
+    }
+
     /// The quarantine page: the account's refused spam, with bulk release and delete.
     pub(crate) fn quarantine_page(&self, req: &Request, account: &str) -> Response {
         let Some(s) = self.session(req) else {

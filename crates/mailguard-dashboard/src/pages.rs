@@ -219,6 +219,11 @@ pub fn panel(viewer: &Viewer<'_>, p: &Panel<'_>) -> String {
                 }
             }
             p { a #quarantine-link href={ (base) "/quarantine" } { "Quarantine: refused spam kept for review" } }
+            form.report-form method="get" action={ (base) "/track" } {
+                label { "Track a message: recipient address or Message-ID "
+                    input type="search" name="q" #track-q placeholder="customer@example.net"; }
+                button type="submit" #track-button { "Track" }
+            }
             form.report-form method="get" action={ (base) "/report-to" } {
                 label { "Send the daily error report to "
                     input type="email" name="address" #report-address
@@ -457,6 +462,45 @@ pub fn quarantined(viewer: &Viewer<'_>, account: &str, view: &super::quarantine:
                     }
                 }
             }
+        },
+    )
+}
+
+/// The path of each message found by the search.
+pub fn track(
+    viewer: &Viewer<'_>,
+    account: &str,
+    q: &str,
+    found: &[mailguard_store::Tracked],
+) -> String {
+    let base = account_path(account);
+    layout(
+        "Track",
+        Some(viewer),
+        html! {
+            p.crumbs { a href=(base) { "← " (clean(account)) } }
+            h1 { "Track mail of " (clean(account)) }
+            section.card {
+                form.report-form method="get" action={ (base) "/track" } {
+                    label { "Recipient address or Message-ID "
+                        input type="search" name="q" #track-q value=(clean(q)) placeholder="customer@example.net"; }
+                    button type="submit" #track-button { "Track" }
+                }
+                p.count { @if q.trim().is_empty() { "The last 24 hours." } @else { (found.len()) " message(s)." } }
+            }
+            @for t in found {
+                section.card.tracked data-id=(t.id.0) {
+                    h2 { "Message " (t.id.0) " · " (t.state) }
+                    p { "From " (clean(&t.envelope_from)) " to " (clean(&t.recipients.join(", "))) ": “" (clean(&t.subject)) "”"
+                        @if let Some(m) = &t.message_id { " · <" (clean(m)) ">" } }
+                    p { "Origin: " span.path { (clean(&t.origin.to_string())) } }
+                    table.track-steps {
+                        thead { tr { th { "time" } th { "step" } th { "reply or detail" } } }
+                        tbody { @for s in &t.steps { tr { td.time { (s.time.to_string()) } td { (s.what) } td { (clean(&s.detail)) } } } }
+                    }
+                }
+            }
+            @if found.is_empty() { section.card { p #track-none { "No message matches." } } }
         },
     )
 }

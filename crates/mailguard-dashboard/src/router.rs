@@ -37,6 +37,7 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["logout"], "POST") => app.logout(req),
         ([], "GET") => app.index(req),
         (["accounts", a], "GET") => app.panel(req, a),
+        (["accounts", a, "track"], "GET") => app.track_page(req, a),
         (["accounts", a, "quarantine"], "GET") => app.quarantine_page(req, a),
         (["accounts", a, "quarantine"], "POST") => app.quarantine_post(req, a),
         (["accounts", a, "quarantine", id], "GET") => app.quarantine_message(req, a, id),
