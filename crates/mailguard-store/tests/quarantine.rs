@@ -131,3 +131,31 @@ fn the_cap_drops_the_oldest_first() {
         .all(|r| r.action == "drop" && r.actor == "mailguard"));
     assert_integrity(&mut h.store);
 }
+
+#[test]
+fn what_the_spam_engine_refuses_is_quarantined_too() {
+    let mut h = harness();
+    let l = limits("quota= burst= spam=");
+    let id = submit(&mut h.store, A, &l, 3, t(0), Mode::Enforce)
+        .id
+        .unwrap();
+    // Claimed for delivery (at submit or by the runner); the engine refuses it.
+    let _ = h.store.due(t(1), 10).unwrap();
+    let verdict = SpamSummary {
+        score: 21.0,
+        rules: vec!["rspamd: BAYES_SPAM".into()],
+        refuse: true,
+    };
+    h.store
+        .record_engine_refusal(id, &verdict, "refuse: rspamd reject (score 21)", t(2))
+        .unwrap();
+    let list = h.store.quarantine_list(Some(A), 10).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, id);
+    assert!(list[0].verdict.contains("rspamd"), "{}", list[0].verdict);
+    assert!(list[0].kept, "the body stays for review");
+    h.store.quarantine_release(id, "root", t(3)).unwrap();
+    let d = h.store.due(t(4), 10).unwrap();
+    assert_eq!(d.claimed.len(), 1, "{d:?}");
+    assert_eq!(d.claimed[0].id, id);
+}
