@@ -15,7 +15,8 @@ const USAGE: &str = "\
 usage: mailguard COMMAND [OPTIONS]
 
 account commands (each takes --state-dir DIR, default /var/lib/mailguard):
-  status, block, unblock, purge, history, errors, transitions, report-to, queue, integrity
+  status, block, unblock, purge, history, errors, transitions, report-to, queue, integrity,
+  quarantine (list|show|release|delete refused spam), track (each message's path)
 hardened mode:
   serve      the daemon that owns the state: submission socket, group commit, delivery
   sendmail   a sendmail-compatible entry that submits to the daemon
