@@ -113,6 +113,8 @@ pub fn status() -> PhpResult<ZBox<ZendHashTable>> {
                 out["limits"] = json!({
                     "quota": limit(settings.limits.quota),
                     "burst": limit(settings.limits.burst),
+                    "count": settings.limits.counting.as_str(),
+                    "max_recipients": settings.limits.max_recipients,
                     "hold_seconds": settings.limits.hold.as_secs(),
                     "max_message_size": out.get("max_message_size").cloned().unwrap_or(Value::Null),
                 });

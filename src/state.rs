@@ -69,6 +69,13 @@ impl Settings {
         if let Some(b) = setting("mailguard.rate_burst") {
             limits.burst = parse_limit(&b).map_err(|e| bad("mailguard.rate_burst", e))?;
         }
+        if let Some(c) = setting("mailguard.rate_count").filter(|c| !c.is_empty()) {
+            limits.counting = c.parse().map_err(|e| bad("mailguard.rate_count", e))?;
+        }
+        if let Some(n) = setting("mailguard.max_recipients") {
+            limits.max_recipients = mailguard_core::limits::parse_max_recipients(&n)
+                .map_err(|e| bad("mailguard.max_recipients", e))?;
+        }
         if let Some(h) = setting("mailguard.hold") {
             limits.hold = parse_limit(&format!("1/{h}"))
                 .ok()

@@ -45,6 +45,69 @@ impl FromStr for Mode {
     }
 }
 
+/// What the rate limits (quota, burst) count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counting {
+    /// Every envelope recipient counts: one mail to 50 people is 50 (the default).
+    Recipients,
+    /// Every message counts once, whatever its recipients.
+    Messages,
+}
+
+impl Counting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counting::Recipients => "recipients",
+            Counting::Messages => "messages",
+        }
+    }
+
+    /// How many slots of a rate limit one message with `recipients` recipients takes
+    /// (at least one: a message with none still counts).
+    pub fn weight(self, recipients: usize) -> u32 {
+        match self {
+            Counting::Messages => 1,
+            Counting::Recipients => recipients.clamp(1, u32::MAX as usize) as u32,
+        }
+    }
+}
+
+impl fmt::Display for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Counting {
+    type Err = LimitsError;
+    fn from_str(s: &str) -> Result<Counting, LimitsError> {
+        match s.trim() {
+            "recipients" => Ok(Counting::Recipients),
+            "messages" => Ok(Counting::Messages),
+            other => Err(LimitsError(format!(
+                "count \"{other}\" is neither \"recipients\" nor \"messages\""
+            ))),
+        }
+    }
+}
+
+/// The default cap on envelope recipients per message.
+pub const DEFAULT_MAX_RECIPIENTS: u32 = 100;
+
+/// Parses a recipient cap: a whole number of at least 1; empty (or blank) means no cap.
+pub fn parse_max_recipients(text: &str) -> Result<Option<u32>, LimitsError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    match t.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(LimitsError(format!(
+            "max_recipients \"{t}\" is not a whole number of at least 1 (empty for no cap)"
+        ))),
+    }
+}
+
 /// Everything that bounds one account's mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -54,6 +117,11 @@ pub struct Limits {
     /// Accepted messages per rolling window; the one past it turns the account inactive.
     /// `None` = unlimited. Default `50/1m`.
     pub burst: Option<Limit>,
+    /// What quota and burst count: recipients (default) or messages.
+    pub counting: Counting,
+    /// Envelope recipients one message may have; over it the message is refused.
+    /// `None` = no cap. Default 100.
+    pub max_recipients: Option<u32>,
     /// When failed deliveries turn the account to `bounce`. Default 24 h, 20, 0.10.
     pub bounce: BounceRule,
     /// Spam refusals that turn the account to `spam`: the `count`-th refusal within
@@ -85,6 +153,8 @@ impl Default for Limits {
                 count: 50,
                 period: Duration::from_secs(60),
             }),
+            counting: Counting::Recipients,
+            max_recipients: Some(DEFAULT_MAX_RECIPIENTS),
             bounce: BounceRule::DEFAULT,
             spam_refusals: Some(Limit {
                 count: 5,
@@ -178,16 +248,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, LimitsError> {
 }
 
 impl fmt::Display for Limits {
-    /// `quota=200/1h burst=50/1m bounce=0.1/20/24h spam=5/1h hold=72h retry=2m/1h/10
-    /// queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600`
-    /// (an empty limit means unlimited).
+    /// `quota=200/1h burst=50/1m count=recipients max_recipients=100 bounce=0.1/20/24h
+    /// spam=5/1h hold=72h retry=2m/1h/10 queue_messages=10000 queue_bytes=1073741824
+    /// disk_reserve=104857600` (an empty limit means unlimited).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "quota={} burst={} bounce={}/{}/{} spam={} hold={} retry={}/{}/{} \
-             queue_messages={} queue_bytes={} disk_reserve={}",
+            "quota={} burst={} count={} max_recipients={} bounce={}/{}/{} spam={} hold={} \
+             retry={}/{}/{} queue_messages={} queue_bytes={} disk_reserve={}",
             opt_limit(&self.quota),
             opt_limit(&self.burst),
+            self.counting,
+            self.max_recipients
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             self.bounce.max_ratio,
             self.bounce.min_outcomes,
             secs_text(self.bounce.window),
@@ -222,6 +296,8 @@ impl FromStr for Limits {
                 "quota" => l.quota = lim(v)?,
                 "burst" => l.burst = lim(v)?,
                 "spam" => l.spam_refusals = lim(v)?,
+                "count" => l.counting = v.parse()?,
+                "max_recipients" => l.max_recipients = parse_max_recipients(v)?,
                 "hold" => l.hold = parse_duration(v)?,
                 "bounce" => {
                     let parts: Vec<&str> = v.split('/').collect();
@@ -278,8 +354,8 @@ mod tests {
         let text = d.to_string();
         assert_eq!(
             text,
-            "quota=200/1h burst=50/1m bounce=0.1/20/1d spam=5/1h hold=3d retry=2m/1h/10 \
-             queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600"
+            "quota=200/1h burst=50/1m count=recipients max_recipients=100 bounce=0.1/20/1d \
+             spam=5/1h hold=3d retry=2m/1h/10 queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600"
         );
         assert_eq!(text.parse::<Limits>().unwrap(), d);
         let u = Limits::unlimited();
@@ -292,6 +368,12 @@ mod tests {
         assert_eq!(custom.hold, Duration::from_secs(90));
         assert_eq!(custom.bounce.min_outcomes, 5);
         assert_eq!(custom.to_string().parse::<Limits>().unwrap(), custom);
+        let m: Limits = "count=messages max_recipients=".parse().unwrap();
+        assert_eq!((m.counting, m.max_recipients), (Counting::Messages, None));
+        assert_eq!(m.to_string().parse::<Limits>().unwrap(), m);
+        assert_eq!(Counting::Recipients.weight(50), 50);
+        assert_eq!(Counting::Recipients.weight(0), 1);
+        assert_eq!(Counting::Messages.weight(50), 1);
     }
 
     #[test]
@@ -305,6 +387,8 @@ mod tests {
             ("bounce=0.1/1", "RATIO/MIN/WINDOW"),
             ("retry=1m", "FIRST/CAP"),
             ("queue_bytes=-1", "whole number"),
+            ("count=people", "neither"),
+            ("max_recipients=0", "at least 1"),
         ] {
             let e = t.parse::<Limits>().unwrap_err().to_string();
             assert!(e.contains(needle), "{t}: {e}");

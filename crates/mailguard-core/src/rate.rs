@@ -232,6 +232,29 @@ impl Limit {
         (log.len() - first).min(u32::MAX as usize) as u32
     }
 
+    /// May `n` more events happen at `now` together (one message to `n` recipients),
+    /// given the `log` of past ones (ascending)? `n` above the limit's count can never
+    /// fit: it is admitted once the window is empty (the per-message recipient cap is
+    /// what bounds it). `n = 0` always fits.
+    pub fn check_n(&self, log: &[Timestamp], now: Timestamp, n: u32) -> SlidingLog {
+        let start = self.window_start(now);
+        let first = log.partition_point(|t| *t <= start);
+        let live = &log[first..];
+        let used = live.len();
+        let limit = self.count as usize;
+        let n = (n as usize).min(limit);
+        if n == 0 || used + n <= limit {
+            SlidingLog::Admit { used: used as u32 }
+        } else {
+            // `used + n - N` of the live events must leave the window; the last of those
+            // to leave is live[used + n - N - 1].
+            let until = live[used + n - limit - 1].plus(self.period);
+            SlidingLog::Full {
+                until: until.max(now.plus(Duration::from_millis(1))),
+            }
+        }
+    }
+
     /// May one more event happen at `now`, given the `log` of past ones (ascending)?
     pub fn check(&self, log: &[Timestamp], now: Timestamp) -> SlidingLog {
         let start = self.window_start(now);
@@ -357,6 +380,36 @@ mod tests {
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_secs(secs)
+    }
+
+    #[test]
+    fn several_events_at_once_fit_or_wait_for_enough_slots() {
+        let l: Limit = "10/1h".parse().unwrap();
+        let log = [ts(0), ts(0), ts(0), ts(100), ts(100), ts(200)];
+        assert_eq!(l.check_n(&log, ts(300), 4), SlidingLog::Admit { used: 6 });
+        // 5 more need one slot: the first three (t=0) leave at 3600.
+        assert_eq!(
+            l.check_n(&log, ts(300), 5),
+            SlidingLog::Full { until: ts(3600) }
+        );
+        // 8 more need four: the fourth to leave is t=100.
+        assert_eq!(
+            l.check_n(&log, ts(300), 8),
+            SlidingLog::Full { until: ts(3700) }
+        );
+        // More than the whole limit: waits for an empty window.
+        assert_eq!(
+            l.check_n(&log, ts(300), 50),
+            SlidingLog::Full { until: ts(3800) }
+        );
+        assert_eq!(l.check_n(&[], ts(300), 50), SlidingLog::Admit { used: 0 });
+        assert_eq!(l.check_n(&log, ts(300), 0), SlidingLog::Admit { used: 6 });
+        for (i, n) in [(0usize, 1u32), (3, 1), (6, 1)] {
+            assert_eq!(
+                l.check_n(&log[..i], ts(300), n),
+                l.check(&log[..i], ts(300))
+            );
+        }
     }
 
     #[test]

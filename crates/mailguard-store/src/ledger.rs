@@ -199,6 +199,20 @@ pub(crate) fn log_event(
     Ok(())
 }
 
+/// `n` entries at `now` (a message to `n` recipients when limits count recipients).
+pub(crate) fn log_events(
+    tx: &Transaction<'_>,
+    account: &str,
+    kind: &str,
+    now: Timestamp,
+    n: u32,
+) -> Sql<()> {
+    for _ in 0..n {
+        log_event(tx, account, kind, now)?;
+    }
+    Ok(())
+}
+
 /// Drops sliding-log rows no window of `limits` can see any more.
 pub(crate) fn prune_logs(
     tx: &Transaction<'_>,

@@ -173,9 +173,11 @@ fn admit(
             released: &released,
         },
         limits,
+        sub.recipients.len(),
         now,
         mode,
     );
+    let weight = limits.counting.weight(sub.recipients.len());
     let mut trip = decision.trip.clone();
     if sub.spam.is_some_and(|s| s.refuse) {
         // Observe mode delivers what enforce would refuse; the refusal still counts
@@ -233,9 +235,9 @@ fn admit(
     )
     .map_err(sql)?;
     let id = MessageId(tx.last_insert_rowid());
-    ledger::log_event(tx, account, LOG_ACCEPTED, now).map_err(sql)?;
+    ledger::log_events(tx, account, LOG_ACCEPTED, now, weight).map_err(sql)?;
     if decision.action == Action::DeliverNow {
-        ledger::log_event(tx, account, LOG_RELEASED, now).map_err(sql)?;
+        ledger::log_events(tx, account, LOG_RELEASED, now, weight).map_err(sql)?;
     }
     if state == MessageState::Held {
         ledger::count(tx, account, now, Count::Held, Some(id)).map_err(sql)?;
