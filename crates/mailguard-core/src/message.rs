@@ -263,69 +263,80 @@ pub fn header_block(raw: &[u8]) -> &[u8] {
     raw
 }
 
-/// The addresses found so far, and a case-insensitive set of them for de-duplication.
+/// The addresses found so far, and a case-insensitive index of them for de-duplication:
+/// a keyed hash (std's random SipHash keys: no crafted collisions) of the lower-cased
+/// address to its place in `out`; the rare other address with the same hash goes to
+/// `more`. No copy of an address is made beyond the one returned.
 #[derive(Default)]
 struct Found {
     out: Vec<String>,
-    seen: std::collections::HashSet<Caseless, BuildFx>,
+    seen: std::collections::HashMap<u64, u32, BuildNoHash>,
+    more: Vec<(u64, u32)>,
+    keys: std::collections::hash_map::RandomState,
 }
 
-/// An address compared and hashed with ASCII case ignored (no lower-cased copy made).
-struct Caseless(Box<[u8]>);
+/// The map's keys are already hashes.
+#[derive(Default, Clone, Copy)]
+struct BuildNoHash;
 
-impl PartialEq for Caseless {
-    fn eq(&self, other: &Caseless) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
+impl std::hash::BuildHasher for BuildNoHash {
+    type Hasher = NoHash;
+    fn build_hasher(&self) -> NoHash {
+        NoHash(0)
     }
 }
 
-impl Eq for Caseless {}
+struct NoHash(u64);
 
-impl std::hash::Hash for Caseless {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for chunk in self.0.chunks(8) {
+impl std::hash::Hasher for NoHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, w: u64) {
+        self.0 = w;
+    }
+}
+
+impl Found {
+    /// Adds `addr` unless an equal one (ASCII case ignored) is there already.
+    fn add(&mut self, addr: &[u8]) {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.keys.build_hasher();
+        for chunk in addr.chunks(8) {
             let mut w = [0u8; 8];
             for (d, s) in w.iter_mut().zip(chunk) {
                 *d = s.to_ascii_lowercase();
             }
             h.write_u64(u64::from_le_bytes(w));
         }
-        h.write_usize(self.0.len());
-    }
-}
-
-/// A small fast hasher (FxHash's mixing) for the de-duplication set; addresses are not
-/// a denial-of-service lever here since the set lives for one call.
-#[derive(Default, Clone, Copy)]
-struct BuildFx;
-
-impl std::hash::BuildHasher for BuildFx {
-    type Hasher = Fx;
-    fn build_hasher(&self) -> Fx {
-        Fx(0)
-    }
-}
-
-struct Fx(u64);
-
-impl std::hash::Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+        h.write_usize(addr.len());
+        let hash = h.finish();
+        let same = |i: u32, out: &[String]| out[i as usize].as_bytes().eq_ignore_ascii_case(addr);
+        let next = self.out.len() as u32;
+        match self.seen.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(next);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if same(*o.get(), &self.out)
+                    || self
+                        .more
+                        .iter()
+                        .any(|&(mh, i)| mh == hash && same(i, &self.out))
+                {
+                    return;
+                }
+                self.more.push((hash, next));
+            }
         }
+        self.out.push(String::from_utf8_lossy(addr).into_owned());
     }
-    fn write_u64(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, w: usize) {
-        self.write_u64(w as u64);
-    }
-}
 
-impl Found {
     /// The `To`, `Cc` and `Bcc` fields of a header block, continuation lines included.
     fn headers(&mut self, headers: &[u8]) {
         let mut in_field = false;
@@ -442,9 +453,7 @@ impl Found {
         if !addr.contains(&b'@') {
             return;
         }
-        if self.seen.insert(Caseless(addr.into())) {
-            self.out.push(String::from_utf8_lossy(addr).into_owned());
-        }
+        self.add(addr);
     }
 }
 
