@@ -135,6 +135,13 @@ mod tests {
         assert!(matches!(check(&i), Err(Refusal::ForbiddenParameter { .. })));
         i.params = Some("-fowner@shop.example");
         assert_eq!(check(&i).unwrap().sender, "owner@shop.example");
+        // The same harmless options as the worker's check, nothing more.
+        i.params = Some("-n -oi -r owner@shop.example -odb");
+        assert_eq!(check(&i).unwrap().sender, "owner@shop.example");
+        for bad in ["-oQ/tmp", "-bd", "-d0", "-C/etc/x"] {
+            i.params = Some(bad);
+            assert!(check(&i).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -99,9 +99,9 @@ impl fmt::Display for Refusal {
             ),
             Refusal::ForbiddenParameter { given } => write!(
                 f,
-                "message refused: the 5th parameter of mail() may only set the envelope sender \
-                 as \"-f address\", got \"{}\"; other sendmail options (-X, -C, -O, -be...) are \
-                 not allowed (CVE-2016-10033)",
+                "message refused: the 5th parameter of mail() may only carry {ALLOWED_OPTIONS}, \
+                 got \"{}\"; options that change files, configuration or mode (-X, -C, -O, -o..., \
+                 -b..., -d...) are not allowed (CVE-2016-10033)",
                 printable(given)
             ),
             Refusal::BadSetting { name, problem } => {
@@ -165,37 +165,139 @@ pub fn check_size(size: u64, limit: Bytes) -> Result<(), Refusal> {
     }
 }
 
-/// The 5th-parameter check. Only the envelope sender may be set, spelled
-/// `-faddr`, `-f addr`, `-f'addr'` or `-f "addr"`; an empty or blank string is
-/// nothing. Returns the envelope sender, if one was given.
+/// The options the 5th parameter may carry, as the refusal names them.
+pub const ALLOWED_OPTIONS: &str = "the envelope sender (-f or -r address) and the harmless \
+     sendmail options -i, -oi, -t, -n, -v, -odb, -odi, -odq, -N dsn, -V envid, -B 8BITMIME";
+
+/// The 5th-parameter check (CVE-2016-10033). The parameter is split on blanks as the
+/// shell that runs `sendmail_path` will split it; every word must be one of the harmless
+/// options real scripts pass and stock accepts:
 ///
-/// The address itself must be a plain addr-spec: no white space, quotes, shell
-/// metacharacters, and no leading `-` (which sendmail would read as an option).
+/// - the envelope sender `-f` / `-r`, spelled `-faddr`, `-f addr`, `-f'addr'` or
+///   `-f "addr"` (at most one): a plain addr-spec, no white space, quotes, shell
+///   metacharacters or leading `-` ([`crate::address::check_mailbox`]);
+/// - `-i`, `-oi` (a lone dot does not end the message), `-t` (recipients from the
+///   headers), `-n` (no aliasing), `-v` (verbose), `-odb` / `-odi` / `-odq` (delivery
+///   mode: background, interactive, queue);
+/// - `-N dsn` (`never` or a comma list of `success`, `failure`, `delay`), `-V envid`
+///   (an xtext word of letters, digits and `.+=@_-`), `-B 7BIT|8BITMIME`, each with its
+///   value attached or as the next word.
+///
+/// Everything else is refused: `-X` (log file), `-C` (configuration), `-O` / `-o...`
+/// (options), `-b...` (mode: daemon, test, initialise...), `-d` (debug), `-q`, and any
+/// word that is not an option. An empty or blank string is nothing. Returns the
+/// envelope sender, if one was given.
 pub fn check_extra_params(params: &str) -> Result<Option<String>, Refusal> {
     let refuse = || Refusal::ForbiddenParameter {
         given: params.to_owned(),
     };
-    let t = params.trim_matches([' ', '\t']);
-    if t.is_empty() {
-        return Ok(None);
+    let words = shell_words(params).ok_or_else(refuse)?;
+    let mut sender: Option<String> = None;
+    let mut i = 0;
+    // The value of `-X value` / `-Xvalue`: attached, else the next word.
+    let value = |w: &str, i: &mut usize| -> Option<String> {
+        if w.len() > 2 {
+            Some(w[2..].to_owned())
+        } else {
+            *i += 1;
+            words.get(*i).map(|(v, _)| v.clone())
+        }
+    };
+    while i < words.len() {
+        let (w, quoted) = &words[i];
+        if *quoted && !(w.starts_with("-f") || w.starts_with("-r")) {
+            return Err(refuse());
+        }
+        match w.as_str() {
+            "-i" | "-oi" | "-t" | "-n" | "-v" | "-odb" | "-odi" | "-odq" => {}
+            _ if w.starts_with("-f") || w.starts_with("-r") => {
+                let addr = value(w, &mut i).ok_or_else(refuse)?;
+                if sender.is_some() || !is_plain_address(&addr) {
+                    return Err(refuse());
+                }
+                sender = Some(addr);
+            }
+            _ if w.starts_with("-N") => {
+                let dsn = value(w, &mut i).ok_or_else(refuse)?;
+                let ok = dsn.eq_ignore_ascii_case("never")
+                    || dsn.split(',').all(|d| {
+                        ["success", "failure", "delay"]
+                            .iter()
+                            .any(|k| d.eq_ignore_ascii_case(k))
+                    });
+                if !ok {
+                    return Err(refuse());
+                }
+            }
+            _ if w.starts_with("-V") => {
+                let id = value(w, &mut i).ok_or_else(refuse)?;
+                let ok = !id.is_empty()
+                    && id.len() <= 100
+                    && !id.starts_with('-')
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".+=@_-".contains(&b));
+                if !ok {
+                    return Err(refuse());
+                }
+            }
+            _ if w.starts_with("-B") => {
+                let body = value(w, &mut i).ok_or_else(refuse)?;
+                if !(body.eq_ignore_ascii_case("8BITMIME") || body.eq_ignore_ascii_case("7BIT")) {
+                    return Err(refuse());
+                }
+            }
+            _ => return Err(refuse()),
+        }
+        i += 1;
     }
-    let rest = t.strip_prefix("-f").ok_or_else(refuse)?;
-    let rest = rest.trim_start_matches([' ', '\t']);
-    let addr = unquote(rest).ok_or_else(refuse)?;
-    if is_plain_address(addr) {
-        Ok(Some(addr.to_owned()))
-    } else {
-        Err(refuse())
-    }
+    Ok(sender)
 }
 
-fn unquote(s: &str) -> Option<&str> {
-    for q in ['\'', '"'] {
-        if let Some(inner) = s.strip_prefix(q) {
-            return inner.strip_suffix(q);
+/// Splits the parameter into words on blanks (space, tab); a word may be or contain a
+/// quoted part (`'...'` or `"..."`, no escapes), whose quotes are removed. Returns each
+/// word and whether it had quotes; `None` for an unterminated quote or an empty quoted
+/// word. A line break or other control character refuses the whole parameter (a
+/// shell would read it as a new command).
+fn shell_words(params: &str) -> Option<Vec<(String, bool)>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut in_word, mut quoted) = (false, false);
+    let mut chars = params.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if in_word {
+                    words.push((std::mem::take(&mut word), quoted));
+                }
+                (in_word, quoted) = (false, false);
+            }
+            '\'' | '"' => {
+                let mut inner = String::new();
+                loop {
+                    match chars.next() {
+                        None => return None,
+                        Some(q) if q == c => break,
+                        Some(x) => inner.push(x),
+                    }
+                }
+                if inner.is_empty() {
+                    return None;
+                }
+                word.push_str(&inner);
+                (in_word, quoted) = (true, true);
+            }
+            c if c.is_control() => return None,
+            c => {
+                word.push(c);
+                in_word = true;
+            }
         }
     }
-    Some(s)
+    if in_word {
+        words.push((word, quoted));
+    }
+    Some(words)
 }
 
 /// One address and nothing else, by the rules every envelope address follows
@@ -695,7 +797,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_envelope_sender_passes() {
+    fn only_harmless_options_pass() {
         for (ok, addr) in [
             ("", None),
             ("   ", None),
@@ -707,6 +809,15 @@ mod tests {
                 Some("bounce+x=y@example.com"),
             ),
             (" -fa.b@sub.example.org ", Some("a.b@sub.example.org")),
+            ("-r user@example.com", Some("user@example.com")),
+            ("-n", None),
+            ("-oi", None),
+            ("-i -t", None),
+            ("-v -odb", None),
+            ("-odq", None),
+            ("-odi -fuser@example.com -oi", Some("user@example.com")),
+            ("-N success,failure -V ab.12+x -B 8BITMIME", None),
+            ("-Nnever -Vid1 -B7BIT", None),
         ] {
             assert_eq!(
                 check_extra_params(ok),
@@ -719,10 +830,17 @@ mod tests {
             "-OQueueDirectory=/tmp -X/var/www/x.php",
             "-C/etc/passwd",
             "-be",
-            "-oi",
+            "-bd",
+            "-bi",
+            "-oQ/tmp",
+            "-oA/tmp/aliases",
+            "-odd",
+            "-d0-99.100",
+            "-q",
             "-f",
             "-f ''",
             "-fuser@example.com -X/tmp/x",
+            "-fa@b.c -fc@d.e",
             "-f'a b'@example.com",
             "-f\"a\\\" -X/tmp/x @example.com\"",
             "-f-X@example.com",
@@ -730,6 +848,14 @@ mod tests {
             "-fnoatsign",
             "user@example.com",
             "-f'user@example.com",
+            "-N sometimes",
+            "-N",
+            "-V -X/tmp/x",
+            "-V a;b",
+            "-B 9BIT",
+            "'-X/tmp/x'",
+            "-i\n-X/tmp/x",
+            "-t -- -X/tmp/x",
         ] {
             assert!(
                 matches!(
