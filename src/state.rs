@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use mailguard_core::limits::{Limits, Mode};
 use mailguard_core::message::Refusal;
-use mailguard_core::rate::parse_limit;
+use mailguard_core::rate::{parse_limit, parse_windows};
 use mailguard_store::{now, Admission, Outcome, Snapshot, Store, StoreError, Submission};
 
 use crate::php;
@@ -64,10 +64,10 @@ impl Settings {
             .map_err(|e| bad("mailguard.mode", e))?;
         let mut limits = Limits::default();
         if let Some(q) = setting("mailguard.rate_quota") {
-            limits.quota = parse_limit(&q).map_err(|e| bad("mailguard.rate_quota", e))?;
+            limits.quota = parse_windows(&q).map_err(|e| bad("mailguard.rate_quota", e))?;
         }
         if let Some(b) = setting("mailguard.rate_burst") {
-            limits.burst = parse_limit(&b).map_err(|e| bad("mailguard.rate_burst", e))?;
+            limits.burst = parse_windows(&b).map_err(|e| bad("mailguard.rate_burst", e))?;
         }
         if let Some(c) = setting("mailguard.rate_count").filter(|c| !c.is_empty()) {
             limits.counting = c.parse().map_err(|e| bad("mailguard.rate_count", e))?;

@@ -178,49 +178,50 @@ pub fn admit(
         }
         NewMail::Accept => {}
     }
-    if let Some(burst) = limits.burst {
-        // Exact: a single message to more recipients than the burst allows trips it too.
-        let used = burst.used(logs.accepted, now).saturating_add(weight);
-        if used > burst.count {
-            let detail = format!(
-                "{used} {} accepted within {}, over the burst limit {burst}",
-                limits.counting,
-                period_text(&burst)
-            );
-            let trip = transition(status, Event::BurstTripped).ok().map(|t| Trip {
-                transition: t,
-                applied: enforce,
-                detail: detail.clone(),
-            });
-            return Decision {
-                action: if enforce {
-                    Action::Held
-                } else {
-                    Action::DeliverNow
-                },
-                verdict: Action::Held,
-                trip,
-                detail,
-            };
-        }
+    // Exact: a single message to more recipients than the burst allows trips it too.
+    if let Some((burst, used)) = limits.burst.exceeded(logs.accepted, now, weight) {
+        let detail = format!(
+            "{used} {} accepted within {}, over the burst limit {burst}",
+            limits.counting,
+            period_text(&burst)
+        );
+        let trip = transition(status, Event::BurstTripped).ok().map(|t| Trip {
+            transition: t,
+            applied: enforce,
+            detail: detail.clone(),
+        });
+        return Decision {
+            action: if enforce {
+                Action::Held
+            } else {
+                Action::DeliverNow
+            },
+            verdict: Action::Held,
+            trip,
+            detail,
+        };
     }
-    if let Some(quota) = limits.quota {
-        if let SlidingLog::Full { until } = quota.check_n(logs.released, now, weight) {
-            return Decision {
-                action: if enforce {
-                    Action::Queued { until }
-                } else {
-                    Action::DeliverNow
-                },
-                verdict: Action::Queued { until },
-                trip: None,
-                detail: format!(
-                    "{} + {weight} {} over the quota {quota}; the window frees at {until}",
-                    quota.used(logs.released, now),
-                    limits.counting
-                ),
-            };
-        }
+    if let SlidingLog::Full { until } = limits.quota.check_n(logs.released, now, weight) {
+        let used: Vec<String> = limits
+            .quota
+            .iter()
+            .map(|l| format!("{}/{}", l.used(logs.released, now), l))
+            .collect();
+        return Decision {
+            action: if enforce {
+                Action::Queued { until }
+            } else {
+                Action::DeliverNow
+            },
+            verdict: Action::Queued { until },
+            trip: None,
+            detail: format!(
+                "{} + {weight} {} over the quota {}; the window frees at {until}",
+                used.join(", "),
+                limits.counting,
+                limits.quota
+            ),
+        };
     }
     Decision {
         action: Action::DeliverNow,
@@ -405,7 +406,7 @@ mod tests {
         );
         let d = admit(Status::Active, logs, &l, 4, ts(10), Mode::Enforce);
         assert_eq!(d.action, Action::Queued { until: ts(3601) });
-        assert!(d.detail.contains("7 + 4 recipients"), "{}", d.detail);
+        assert!(d.detail.contains("7/10/1h + 4 recipients"), "{}", d.detail);
         let by_message: Limits = "quota=10/1h count=messages".parse().unwrap();
         assert_eq!(
             admit(Status::Active, logs, &by_message, 4, ts(10), Mode::Enforce).action,
@@ -455,6 +456,33 @@ mod tests {
         let d = admit(Status::Active, Logs::default(), &b, 6, ts(0), Mode::Enforce);
         assert_eq!(d.action, Action::Held);
         assert!(d.detail.contains("6 recipients accepted"), "{}", d.detail);
+    }
+
+    #[test]
+    fn several_windows_each_apply() {
+        // 2/1m and 3/1h: the minute frees at 60, but the hour is full until 3600.
+        let l = limits("2/1m,3/1h", "");
+        let three = [ts(0), ts(10), ts(70)];
+        let logs = Logs {
+            accepted: &three,
+            released: &three,
+        };
+        let d = admit(Status::Active, logs, &l, 1, ts(80), Mode::Enforce);
+        assert_eq!(d.action, Action::Queued { until: ts(3600) });
+        assert!(d.detail.contains("1/2/1m, 3/3/1h"), "{}", d.detail);
+        let b = limits("", "5/1m,6/1h");
+        assert_eq!(
+            admit(Status::Active, logs, &b, 3, ts(80), Mode::Enforce).action,
+            Action::DeliverNow
+        );
+        let d = admit(Status::Active, logs, &b, 4, ts(80), Mode::Enforce);
+        assert_eq!(d.action, Action::Held);
+        assert!(
+            d.detail
+                .contains("7 recipients accepted within 1h, over the burst limit 6/1h"),
+            "{}",
+            d.detail
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::rate::{parse_limit, Backoff, BounceRule, Limit};
+use crate::rate::{parse_limit, parse_windows, Backoff, BounceRule, Limit, Windows};
 
 /// `observe` runs every check and records every verdict but blocks nothing; `enforce` acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,12 +111,12 @@ pub fn parse_max_recipients(text: &str) -> Result<Option<u32>, LimitsError> {
 /// Everything that bounds one account's mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Releases per rolling window; over it mail is queued until the window frees.
-    /// `None` = unlimited. Default `200/1h`.
-    pub quota: Option<Limit>,
-    /// Accepted messages per rolling window; the one past it turns the account inactive.
-    /// `None` = unlimited. Default `50/1m`.
-    pub burst: Option<Limit>,
+    /// Releases per rolling window, one or more windows (`200/1h, 1000/1d`); over any of
+    /// them mail is queued until every window has room. Empty = unlimited. Default `200/1h`.
+    pub quota: Windows,
+    /// Accepted per rolling window, one or more windows; the message past any of them
+    /// turns the account inactive. Empty = unlimited. Default `50/1m`.
+    pub burst: Windows,
     /// What quota and burst count: recipients (default) or messages.
     pub counting: Counting,
     /// Envelope recipients one message may have; over it the message is refused.
@@ -145,11 +145,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            quota: Some(Limit {
+            quota: Windows::one(Limit {
                 count: 200,
                 period: Duration::from_secs(3600),
             }),
-            burst: Some(Limit {
+            burst: Windows::one(Limit {
                 count: 50,
                 period: Duration::from_secs(60),
             }),
@@ -173,8 +173,8 @@ impl Limits {
     /// No quota, burst or spam limit: everything else at its default.
     pub fn unlimited() -> Limits {
         Limits {
-            quota: None,
-            burst: None,
+            quota: Windows::default(),
+            burst: Windows::default(),
             spam_refusals: None,
             ..Limits::default()
         }
@@ -184,8 +184,8 @@ impl Limits {
     /// day, so `sent today` style questions always have their rows).
     pub fn longest_window(&self) -> Duration {
         [
-            self.quota.map(|l| l.period),
-            self.burst.map(|l| l.period),
+            self.quota.longest(),
+            self.burst.longest(),
             self.spam_refusals.map(|l| l.period),
             Some(self.bounce.window),
             Some(Duration::from_secs(86_400)),
@@ -256,8 +256,8 @@ impl fmt::Display for Limits {
             f,
             "quota={} burst={} count={} max_recipients={} bounce={}/{}/{} spam={} hold={} \
              retry={}/{}/{} queue_messages={} queue_bytes={} disk_reserve={}",
-            opt_limit(&self.quota),
-            opt_limit(&self.burst),
+            self.quota.to_string().replace(' ', ""),
+            self.burst.to_string().replace(' ', ""),
             self.counting,
             self.max_recipients
                 .map(|n| n.to_string())
@@ -288,13 +288,14 @@ impl FromStr for Limits {
                 .map_err(|_| LimitsError(format!("{k}: \"{v}\" is not a whole number")))
         };
         let lim = |v: &str| parse_limit(v).map_err(|e| LimitsError(e.to_string()));
+        let windows = |v: &str| parse_windows(v).map_err(|e| LimitsError(e.to_string()));
         for pair in text.split_whitespace() {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| LimitsError(format!("\"{pair}\" is not key=value")))?;
             match k {
-                "quota" => l.quota = lim(v)?,
-                "burst" => l.burst = lim(v)?,
+                "quota" => l.quota = windows(v)?,
+                "burst" => l.burst = windows(v)?,
                 "spam" => l.spam_refusals = lim(v)?,
                 "count" => l.counting = v.parse()?,
                 "max_recipients" => l.max_recipients = parse_max_recipients(v)?,
@@ -363,8 +364,13 @@ mod tests {
         let custom: Limits = "quota=10/30s burst= hold=90s bounce=0.25/5/2h"
             .parse()
             .unwrap();
-        assert_eq!(custom.quota.unwrap().to_string(), "10/30s");
-        assert_eq!(custom.burst, None);
+        assert_eq!(custom.quota.to_string(), "10/30s");
+        assert!(custom.burst.is_empty());
+        let multi: Limits = "quota=200/1h,1000/1d burst=50/1m,10/5s".parse().unwrap();
+        assert_eq!(multi.quota.to_string(), "200/1h, 1000/1d");
+        assert_eq!(multi.burst.to_string(), "10/5s, 50/1m");
+        assert_eq!(multi.longest_window(), Duration::from_secs(86_400));
+        assert_eq!(multi.to_string().parse::<Limits>().unwrap(), multi);
         assert_eq!(custom.hold, Duration::from_secs(90));
         assert_eq!(custom.bounce.min_outcomes, 5);
         assert_eq!(custom.to_string().parse::<Limits>().unwrap(), custom);

@@ -280,6 +280,91 @@ impl Limit {
     }
 }
 
+/// Several windows of one limit, all applying at once: `200/1h, 1000/1d`. Each is an exact
+/// sliding log over the same events; empty means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Windows(pub Vec<Limit>);
+
+impl Windows {
+    /// One window.
+    pub fn one(l: Limit) -> Windows {
+        Windows(vec![l])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Limit> {
+        self.0.iter()
+    }
+
+    /// The longest window: how far back a log must be read.
+    pub fn longest(&self) -> Option<Duration> {
+        self.0.iter().map(|l| l.period).max()
+    }
+
+    /// May `n` more events happen at `now` in every window? Full: the earliest time all
+    /// windows have room (windows only free up while nothing new is logged).
+    pub fn check_n(&self, log: &[Timestamp], now: Timestamp, n: u32) -> SlidingLog {
+        let mut until: Option<Timestamp> = None;
+        let mut used = 0;
+        for l in &self.0 {
+            match l.check_n(log, now, n) {
+                SlidingLog::Admit { used: u } => used = used.max(u),
+                SlidingLog::Full { until: t } => until = Some(until.map_or(t, |u| u.max(t))),
+            }
+        }
+        match until {
+            Some(until) => SlidingLog::Full { until },
+            None => SlidingLog::Admit { used },
+        }
+    }
+
+    /// The first window that `n` more events at `now` would exceed (`used + n > count`,
+    /// no clamping: what a burst limit asks), with its use including them.
+    pub fn exceeded(&self, log: &[Timestamp], now: Timestamp, n: u32) -> Option<(Limit, u32)> {
+        self.0.iter().find_map(|l| {
+            let used = l.used(log, now).saturating_add(n);
+            (used > l.count).then_some((*l, used))
+        })
+    }
+}
+
+impl fmt::Display for Windows {
+    /// `200/1h, 1000/1d`; empty for unlimited.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a limit setting with one or more windows separated by commas (`200/1h, 1000/1d`);
+/// empty (or blank) means unlimited. Two windows of the same period are an error.
+pub fn parse_windows(text: &str) -> Result<Windows, LimitError> {
+    if text.trim().is_empty() {
+        return Ok(Windows::default());
+    }
+    let mut out: Vec<Limit> = Vec::new();
+    for part in text.split(',') {
+        let l: Limit = part.parse()?;
+        if out.iter().any(|o| o.period == l.period) {
+            return Err(LimitError {
+                input: text.to_owned(),
+                problem: "two windows have the same period",
+            });
+        }
+        out.push(l);
+    }
+    out.sort_by_key(|l| l.period);
+    Ok(Windows(out))
+}
+
 /// When the share of failed deliveries turns an account to `bounce`.
 ///
 /// The ratio is `errors / (sent + errors)` over the rolling `window`: the share of finished
@@ -380,6 +465,38 @@ mod tests {
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_secs(secs)
+    }
+
+    #[test]
+    fn several_windows_apply_together() {
+        let w = parse_windows(" 1000/1d, 3/1m ").unwrap();
+        assert_eq!(w.to_string(), "3/1m, 1000/1d");
+        assert_eq!(w.longest(), Some(Duration::from_secs(86_400)));
+        assert!(parse_windows("").unwrap().is_empty());
+        assert!(parse_windows("3/1m, 5/60s").is_err());
+        assert!(parse_windows("3/1m,").is_err());
+        let d = parse_windows("2/1m, 3/1h").unwrap();
+        let log = [ts(0), ts(10)];
+        // The minute is full: frees at 60.
+        assert_eq!(
+            d.check_n(&log, ts(20), 1),
+            SlidingLog::Full { until: ts(60) }
+        );
+        let log = [ts(0), ts(10), ts(70)];
+        // The minute has room at 75, the hour (3) does not: frees at 3600.
+        assert_eq!(
+            d.check_n(&log, ts(75), 1),
+            SlidingLog::Full { until: ts(3600) }
+        );
+        assert_eq!(
+            d.check_n(&log[..2], ts(75), 1),
+            SlidingLog::Admit { used: 2 }
+        );
+        assert_eq!(
+            d.exceeded(&log, ts(75), 1).map(|(l, u)| (l.count, u)),
+            Some((3, 4))
+        );
+        assert_eq!(d.exceeded(&log[..1], ts(75), 1), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use mailguard_core::account::Trip;
 use mailguard_core::limits::{Limits, Mode};
-use mailguard_core::rate::{Limit, Timestamp};
+use mailguard_core::rate::{Limit, Timestamp, Windows};
 use mailguard_core::status::{Status, Transition};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -186,6 +186,21 @@ pub(crate) fn read_log(
         Ok(Timestamp(r.get(0)?))
     })?;
     rows.collect()
+}
+
+/// The timestamps of one sliding log inside the longest of `windows` at `now`, ascending
+/// (empty when there is no window).
+pub(crate) fn read_windows(
+    tx: &Transaction<'_>,
+    account: &str,
+    kind: &str,
+    windows: &Windows,
+    now: Timestamp,
+) -> Sql<Vec<Timestamp>> {
+    match windows.longest() {
+        Some(period) => read_log(tx, account, kind, &Limit { count: 1, period }, now),
+        None => Ok(Vec::new()),
+    }
 }
 
 pub(crate) fn log_event(

@@ -101,16 +101,14 @@ impl Store {
                 if released_at.is_none() {
                     if !quota.contains_key(&account) {
                         let (limits, mode) = ledger::stored_limits(tx, &account)?;
-                        let log = match &limits.quota {
-                            Some(l) => ledger::read_log(tx, &account, LOG_RELEASED, l, now).map_err(sql)?,
-                            None => Vec::new(),
-                        };
+                        let log = ledger::read_windows(tx, &account, LOG_RELEASED, &limits.quota, now)
+                            .map_err(sql)?;
                         quota.insert(account.clone(), (limits, mode, log));
                     }
                     let (limits, mode, log) = quota.get_mut(&account).expect("inserted above");
                     let weight = limits.counting.weight(recipients.max(0) as usize);
-                    if let (Some(l), Mode::Enforce) = (&limits.quota, *mode) {
-                        if let SlidingLog::Full { until } = l.check_n(log, now, weight) {
+                    if *mode == Mode::Enforce {
+                        if let SlidingLog::Full { until } = limits.quota.check_n(log, now, weight) {
                             tx.execute("UPDATE messages SET next_attempt = ?2 WHERE id = ?1", params![id, until.0])
                                 .map_err(sql)?;
                             continue;

@@ -158,14 +158,10 @@ fn admit(
     let status = ledger::ensure_account(tx, account, now)?;
     ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
     ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
-    let accepted = match &limits.burst {
-        Some(l) => ledger::read_log(tx, account, LOG_ACCEPTED, l, now).map_err(sql)?,
-        None => Vec::new(),
-    };
-    let released = match &limits.quota {
-        Some(l) => ledger::read_log(tx, account, LOG_RELEASED, l, now).map_err(sql)?,
-        None => Vec::new(),
-    };
+    let accepted =
+        ledger::read_windows(tx, account, LOG_ACCEPTED, &limits.burst, now).map_err(sql)?;
+    let released =
+        ledger::read_windows(tx, account, LOG_RELEASED, &limits.quota, now).map_err(sql)?;
     let decision = account::admit(
         status,
         Logs {

@@ -774,3 +774,48 @@ fn limits_count_recipients_and_cap_them() {
     assert_integrity(&mut h.store);
     assert_integrity(&mut h3.store);
 }
+
+#[test]
+fn several_windows_each_exact_and_shown() {
+    let mut h = harness();
+    // 2 per minute and 3 per hour, counted in recipients (one each here).
+    let l = limits("quota=2/1m,3/1h burst= count=messages");
+    let mut ids = Vec::new();
+    for (n, at) in [(0, 0), (1, 10)] {
+        let a = submit(&mut h.store, A, &l, n, t(at), Mode::Enforce);
+        assert_eq!(a.action, Action::DeliverNow);
+        ids.push(a.id.unwrap());
+    }
+    // The minute is full: queued until 60.
+    let q = submit(&mut h.store, A, &l, 2, t(20), Mode::Enforce);
+    assert_eq!(q.action, Action::Queued { until: t(60) });
+    for id in ids {
+        h.store.record_delivery(id, &sent().into(), t(20)).unwrap();
+    }
+    let s = h.store.status_snapshot(A, t(30)).unwrap();
+    let shown: Vec<(&str, String, u32, u32)> = s
+        .windows
+        .iter()
+        .map(|w| (w.kind, w.limit.to_string(), w.used, w.remaining))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("quota", "2/1m".to_owned(), 2, 0),
+            ("quota", "3/1h".to_owned(), 2, 1)
+        ]
+    );
+    assert_eq!(s.windows[0].next_free, Some(t(60)));
+    let json = s.to_json();
+    assert_eq!(json["windows"][1]["remaining"], 1);
+    // At 60 the minute has room: the queued one goes (3 of 3 in the hour).
+    let due = h.store.due(t(60), 10).unwrap();
+    assert_eq!(due.claimed.len(), 1);
+    h.store
+        .record_delivery(due.claimed[0].id, &sent().into(), t(61))
+        .unwrap();
+    // At 200 the minute is empty but the hour is full: queued until the first leaves it.
+    let q = submit(&mut h.store, A, &l, 3, t(200), Mode::Enforce);
+    assert_eq!(q.action, Action::Queued { until: t(3600) });
+    assert_integrity(&mut h.store);
+}

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use mailguard_core::limits::{parse_duration, Limits, Mode};
 use mailguard_core::message::{Bytes, DEFAULT_MAX_MESSAGE_SIZE};
-use mailguard_core::rate::parse_limit;
+use mailguard_core::rate::parse_windows;
 use toml::{Table, Value};
 
 /// What applies to one account.
@@ -144,10 +144,10 @@ impl Settings {
     fn policy(&self, account: &str, place: &str) -> Result<Policy, String> {
         let mut limits = Limits::default();
         if let Some(q) = &self.quota {
-            limits.quota = parse_limit(q).map_err(|e| format!("{place}.quota: {e}"))?;
+            limits.quota = parse_windows(q).map_err(|e| format!("{place}.quota: {e}"))?;
         }
         if let Some(b) = &self.burst {
-            limits.burst = parse_limit(b).map_err(|e| format!("{place}.burst: {e}"))?;
+            limits.burst = parse_windows(b).map_err(|e| format!("{place}.burst: {e}"))?;
         }
         if let Some(c) = &self.count {
             limits.counting = c.parse().map_err(|e| format!("{place}.count: {e}"))?;
@@ -350,7 +350,7 @@ mod tests {
             shop = "shop-example-com"
             "1003" = "blog"
             [plans.small]
-            quota = "100/1h"
+            quota = "100/1h, 500/1d"
             count = "messages"
             max_recipients = 20
             [account.shop-example-com]
@@ -362,8 +362,8 @@ mod tests {
         .unwrap();
         let p = a.resolve(1001, Some("shop")).unwrap();
         assert_eq!(p.account, "shop-example-com");
-        assert_eq!(p.limits.quota.unwrap().count, 100);
-        assert_eq!(p.limits.burst.unwrap().count, 10);
+        assert_eq!(p.limits.quota.to_string(), "100/1h, 500/1d");
+        assert_eq!(p.limits.burst.to_string(), "10/1m");
         assert_eq!(
             p.limits.counting,
             mailguard_core::limits::Counting::Messages
@@ -372,7 +372,7 @@ mod tests {
         assert!(p.allow_control);
         let b = a.resolve(1003, None).unwrap();
         assert_eq!(b.account, "blog");
-        assert_eq!(b.limits.quota.unwrap().count, 200);
+        assert_eq!(b.limits.quota.to_string(), "200/1h");
         assert_eq!(b.limits.max_recipients, Some(100), "the default cap");
         assert!(!b.allow_control);
         let other = a.resolve(1004, Some("alice")).unwrap();

@@ -335,12 +335,12 @@ fn status(shared: &Shared, policy: &Policy) -> Result<Response, String> {
             .map_err(store_text)?
     };
     let mut value = snap.to_json();
-    let limit = |l: Option<mailguard_core::rate::Limit>| l.map(|l| l.to_string());
+    let windows = |w: &mailguard_core::rate::Windows| (!w.is_empty()).then(|| w.to_string());
     value["account"] = json!(policy.account);
     value["mode"] = json!(policy.mode.as_str());
     value["limits"] = json!({
-        "quota": limit(policy.limits.quota),
-        "burst": limit(policy.limits.burst),
+        "quota": windows(&policy.limits.quota),
+        "burst": windows(&policy.limits.burst),
         "count": policy.limits.counting.as_str(),
         "max_recipients": policy.limits.max_recipients,
         "hold_seconds": policy.limits.hold.as_secs(),
