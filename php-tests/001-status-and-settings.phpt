@@ -57,10 +57,12 @@ mailguard.enabled => 1 => 1
 mailguard.fault_injection => no value => no value
 mailguard.hold => 72h => 72h
 mailguard.max_message_size => 2M => 2M
+mailguard.max_recipients => 100 => 100
 mailguard.mode => enforce => enforce
 mailguard.queue_max_bytes => 1G => 1G
 mailguard.queue_max_messages => 10000 => 10000
 mailguard.rate_burst => %s
+mailguard.rate_count => recipients => recipients
 mailguard.rate_quota => %s
 mailguard.smtp_ca_file => no value => no value
 mailguard.smtp_relay => no value => no value

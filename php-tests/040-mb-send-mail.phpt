@@ -30,7 +30,7 @@ bool(true)
 Warning: mailguard: message refused: it is %d bytes, over the 2000 (2000 bytes) limit for headers and body; %s
 bool(false)
 
-Warning: mailguard: message refused: the 5th parameter of mail() may only set the envelope sender as "-f address", got "-X/var/www/html/log.php"; %s
+Warning: mailguard: message refused: the 5th parameter of mail() may only carry the envelope sender (-f or -r address) and the harmless sendmail options -i, -oi, -t, -n, -v, -odb, -odi, -odq, -N dsn, -V envid, -B 8BITMIME, got "-X/var/www/html/log.php"; %s
 bool(false)
 bool(true)
 bool(true)

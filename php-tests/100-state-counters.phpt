@@ -41,7 +41,7 @@ errors_total=1
 queued=0
 held=0
 mode='enforce'
-limits={"quota":"200\/1h","burst":"50\/1m","hold_seconds":259200,"max_message_size":1024}
+limits={"quota":"200\/1h","burst":"50\/1m","count":"recipients","max_recipients":100,"hold_seconds":259200,"max_message_size":1024}
 piped: 3
 1 error(s): c@example.com | the sendmail command failed (non-zero exit status) | 100-state-counters.php:5 | cli
 today: sent=2 errors=1

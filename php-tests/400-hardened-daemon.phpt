@@ -45,7 +45,7 @@ bool(true)
 bool(true)
 bool(true)
 
-Warning: mailguard: message refused: the 5th parameter of mail() may only set the envelope sender as "-f address", got "-X/tmp/log"; other sendmail options (-X, -C, -O, -be...) are not allowed (CVE-2016-10033) in Command line code on line 5
+Warning: mailguard: message refused: the 5th parameter of mail() may only carry the envelope sender (-f or -r address) and the harmless sendmail options -i, -oi, -t, -n, -v, -odb, -odi, -odq, -N dsn, -V envid, -B 8BITMIME, got "-X/tmp/log"; options that change files, configuration or mode (-X, -C, -O, -o..., -b..., -d...) are not allowed (CVE-2016-10033) in Command line code on line 5
 bool(false)
 
 Warning: mailguard: message refused: it is %d bytes, over the 10M (10485760 bytes) limit for headers and body; %s in Command line code on line 6

@@ -109,10 +109,13 @@ pub fn status() -> PhpResult<ZBox<ZendHashTable>> {
                 out["account"] = json!(settings.account);
                 out["mode"] = json!(settings.mode.as_str());
                 out["state_dir"] = json!(settings.state_dir.display().to_string());
-                let limit = |l: Option<mailguard_core::rate::Limit>| l.map(|l| l.to_string());
+                let windows =
+                    |w: &mailguard_core::rate::Windows| (!w.is_empty()).then(|| w.to_string());
                 out["limits"] = json!({
-                    "quota": limit(settings.limits.quota),
-                    "burst": limit(settings.limits.burst),
+                    "quota": windows(&settings.limits.quota),
+                    "burst": windows(&settings.limits.burst),
+                    "count": settings.limits.counting.as_str(),
+                    "max_recipients": settings.limits.max_recipients,
                     "hold_seconds": settings.limits.hold.as_secs(),
                     "max_message_size": out.get("max_message_size").cloned().unwrap_or(Value::Null),
                 });

@@ -2,7 +2,8 @@
 //! message's origin, asks the core and the store, and runs the delivery the
 //! store releases. No policy lives here.
 
-use mailguard_core::account::RefusedBecause;
+use mailguard_core::account::{self, RefusedBecause};
+use mailguard_core::limits::Mode;
 use mailguard_core::message::{self, Bytes, Outgoing, Refusal, DEFAULT_MAX_MESSAGE_SIZE};
 use mailguard_core::origin;
 use mailguard_core::spam::{self, SpamContext, Thresholds};
@@ -136,7 +137,18 @@ fn admit(
     // X-PHP-Originating-Script included when mail.add_x_header is on.
     let x_header = php::ini_bool("mail.add_x_header").then(php::originating_script);
     let raw = outgoing.bytes_with_x_header(x_header.as_deref().map(str::as_bytes));
-    let recipients = message::recipients(outgoing.to, outgoing.headers);
+    // The envelope recipients are read from the bytes that are delivered, as
+    // `sendmail -t` reads them: a Bcc line smuggled into error_log()'s `$to` is one.
+    let recipients = message::envelope_recipients(&raw);
+    if settings.mode == Mode::Enforce {
+        // Before the costlier checks; the store applies (and in observe mode records)
+        // the same rule.
+        if let Some(why) = account::recipient_cap(recipients.len(), &settings.limits) {
+            return Err(Refusal::Policy {
+                reason: why.to_string(),
+            });
+        }
+    }
     let Provenance {
         origin,
         caller_file,

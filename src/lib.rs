@@ -26,7 +26,7 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every `mailguard.*` setting. All are PHP_INI_SYSTEM: php.ini, `-d`, or FPM's
 /// `php_admin_value`; a script can never change them (`ini_set()` returns false).
-static INI: IniEntryDefs<19> = IniEntryDefs::new([
+static INI: IniEntryDefs<21> = IniEntryDefs::new([
     IniEntryDef::new(c"mailguard.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(
         c"mailguard.max_message_size",
@@ -49,6 +49,16 @@ static INI: IniEntryDefs<19> = IniEntryDefs::new([
     IniEntryDef::new(
         c"mailguard.rate_burst",
         c"50/1m",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(
+        c"mailguard.rate_count",
+        c"recipients",
+        IniEntryPermission::System,
+    ),
+    IniEntryDef::new(
+        c"mailguard.max_recipients",
+        c"100",
         IniEntryPermission::System,
     ),
     IniEntryDef::new(c"mailguard.hold", c"72h", IniEntryPermission::System),

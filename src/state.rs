@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use mailguard_core::limits::{Limits, Mode};
 use mailguard_core::message::Refusal;
-use mailguard_core::rate::parse_limit;
+use mailguard_core::rate::{parse_limit, parse_windows};
 use mailguard_store::{now, Admission, Outcome, Snapshot, Store, StoreError, Submission};
 
 use crate::php;
@@ -64,10 +64,17 @@ impl Settings {
             .map_err(|e| bad("mailguard.mode", e))?;
         let mut limits = Limits::default();
         if let Some(q) = setting("mailguard.rate_quota") {
-            limits.quota = parse_limit(&q).map_err(|e| bad("mailguard.rate_quota", e))?;
+            limits.quota = parse_windows(&q).map_err(|e| bad("mailguard.rate_quota", e))?;
         }
         if let Some(b) = setting("mailguard.rate_burst") {
-            limits.burst = parse_limit(&b).map_err(|e| bad("mailguard.rate_burst", e))?;
+            limits.burst = parse_windows(&b).map_err(|e| bad("mailguard.rate_burst", e))?;
+        }
+        if let Some(c) = setting("mailguard.rate_count").filter(|c| !c.is_empty()) {
+            limits.counting = c.parse().map_err(|e| bad("mailguard.rate_count", e))?;
+        }
+        if let Some(n) = setting("mailguard.max_recipients") {
+            limits.max_recipients = mailguard_core::limits::parse_max_recipients(&n)
+                .map_err(|e| bad("mailguard.max_recipients", e))?;
         }
         if let Some(h) = setting("mailguard.hold") {
             limits.hold = parse_limit(&format!("1/{h}"))

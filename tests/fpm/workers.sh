@@ -9,6 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/mg-fpm-XXXXXX)
 trap 'fpm_stop "$dir"; rm -rf "$dir"' EXIT
 cp "$here/../../php-tests/tools/record.sh" "$dir/record.sh"
+# record.sh serialises its records with a lock file next to the output: both writable
+# by the pool user.
 touch "$dir/sent.out" "$dir/sent.out.lock"; chmod 666 "$dir/sent.out" "$dir/sent.out.lock"
 cat > "$dir/send.php" <<'PHP'
 <?php

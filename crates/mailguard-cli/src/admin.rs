@@ -260,6 +260,19 @@ fn run_to(cmd: &str, args: &[String], out: &mut dyn Write) -> Result<(), Fail> {
                         &s.limits
                     }
                 )?;
+                for w in &s.windows {
+                    writeln!(
+                        out,
+                        "{:<12} {}: {} used, {} left{}",
+                        w.kind,
+                        w.limit,
+                        w.used,
+                        w.remaining,
+                        w.next_free
+                            .map(|t| format!(", next slot frees at {t}"))
+                            .unwrap_or_default()
+                    )?;
+                }
                 writeln!(
                     out,
                     "mode         {}",

@@ -351,10 +351,7 @@ fn trip_words(n: &NoticeDue) -> (&'static str, OriginSource, Duration) {
         _ => (
             "sent too many messages too quickly",
             OriginSource::Accepted,
-            limits
-                .burst
-                .map(|l| l.period)
-                .unwrap_or(Duration::from_secs(60)),
+            limits.burst.longest().unwrap_or(Duration::from_secs(60)),
         ),
     }
 }

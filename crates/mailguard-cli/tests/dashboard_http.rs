@@ -752,6 +752,13 @@ fn api_routes_auth_and_actions() {
     assert_eq!(st["actions"]["unblock"]["allowed"], false);
     assert_eq!(st["actions"]["block"]["allowed"], true);
     assert!(st["advice"]["what_to_do"].is_string());
+    // Every window of the quota and burst, with its use (issue 13).
+    let w = &st["windows"];
+    assert_eq!(w[0]["kind"], "quota");
+    assert_eq!(w[0]["limit"], "200/1h");
+    assert_eq!(w[1]["kind"], "burst");
+    assert_eq!(w[1]["limit"], "50/1m");
+    assert!(w[0]["remaining"].as_u64().unwrap() <= 200, "{w}");
 
     let h = d
         .api("GET", "/api/accounts/site1/history?days=30", &s1, "")

@@ -53,6 +53,8 @@ pub enum RefusedBecause {
     SpamStatus,
     /// The spam scorer put the message at or over the refuse threshold.
     SpamScore,
+    /// More envelope recipients than the account's per-message cap.
+    TooManyRecipients { count: u32, cap: u32 },
 }
 
 impl fmt::Display for RefusedBecause {
@@ -63,6 +65,12 @@ impl fmt::Display for RefusedBecause {
             ),
             RefusedBecause::SpamScore => f.write_str(
                 "the message looks like spam; it was kept for the operator to review",
+            ),
+            RefusedBecause::TooManyRecipients { count, cap } => write!(
+                f,
+                "it has {count} recipients (To, Cc and Bcc), over the limit of {cap} per message; \
+                 send it in smaller groups or through a mailing-list service, or ask the operator \
+                 to raise max_recipients"
             ),
         }
     }
@@ -89,8 +97,19 @@ pub struct Trip {
     pub detail: String,
 }
 
+/// The recipient cap on its own, for a refusal before the costlier checks (enforce mode:
+/// the store's [`admit`] applies the same rule and records it in observe mode).
+pub fn recipient_cap(recipients: usize, limits: &Limits) -> Option<RefusedBecause> {
+    let cap = limits.max_recipients?;
+    (recipients > cap as usize).then(|| RefusedBecause::TooManyRecipients {
+        count: recipients.min(u32::MAX as usize) as u32,
+        cap,
+    })
+}
+
 /// The sliding logs of one account, ascending, read in the same transaction that will
-/// record the outcome.
+/// record the outcome. With [`crate::limits::Counting::Recipients`] a message with `n`
+/// recipients left `n` entries at its time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Logs<'a> {
     /// Accepted messages (held or released): the burst log.
@@ -99,16 +118,46 @@ pub struct Logs<'a> {
     pub released: &'a [Timestamp],
 }
 
-/// Decides one new message. In `observe` mode rules are evaluated and reported but never
-/// block; a red status set by an operator still holds or refuses (observe never blocks on
-/// its own, but does not overrule an operator).
+/// Decides one new message with `recipients` envelope recipients. In `observe` mode
+/// rules are evaluated and reported but never block; a red status set by an operator
+/// still holds or refuses (observe never blocks on its own, but does not overrule an
+/// operator).
 pub fn admit(
     status: Status,
     logs: Logs<'_>,
     limits: &Limits,
+    recipients: usize,
     now: Timestamp,
     mode: Mode,
 ) -> Decision {
+    let enforce = mode == Mode::Enforce;
+    if let Some(why) = recipient_cap(recipients, limits) {
+        let refused = Action::Refused(why);
+        if enforce {
+            return Decision {
+                action: refused,
+                verdict: refused,
+                trip: None,
+                detail: why.to_string(),
+            };
+        }
+        // Observe: what enforce would do is recorded; the rest decides the action.
+        let mut d = admit(
+            status,
+            logs,
+            &Limits {
+                max_recipients: None,
+                ..limits.clone()
+            },
+            recipients,
+            now,
+            mode,
+        );
+        d.verdict = refused;
+        d.detail = why.to_string();
+        return d;
+    }
+    let weight = limits.counting.weight(recipients);
     match status.new_mail() {
         NewMail::Refuse => {
             let a = Action::Refused(RefusedBecause::SpamStatus);
@@ -129,44 +178,50 @@ pub fn admit(
         }
         NewMail::Accept => {}
     }
-    let enforce = mode == Mode::Enforce;
-    if let Some(burst) = limits.burst {
-        if let SlidingLog::Full { .. } = burst.check(logs.accepted, now) {
-            let used = burst.used(logs.accepted, now) + 1;
-            let detail = format!(
-                "{used} accepted within {}, over the burst limit {burst}",
-                period_text(&burst)
-            );
-            let trip = transition(status, Event::BurstTripped).ok().map(|t| Trip {
-                transition: t,
-                applied: enforce,
-                detail: detail.clone(),
-            });
-            return Decision {
-                action: if enforce {
-                    Action::Held
-                } else {
-                    Action::DeliverNow
-                },
-                verdict: Action::Held,
-                trip,
-                detail,
-            };
-        }
+    // Exact: a single message to more recipients than the burst allows trips it too.
+    if let Some((burst, used)) = limits.burst.exceeded(logs.accepted, now, weight) {
+        let detail = format!(
+            "{used} {} accepted within {}, over the burst limit {burst}",
+            limits.counting,
+            period_text(&burst)
+        );
+        let trip = transition(status, Event::BurstTripped).ok().map(|t| Trip {
+            transition: t,
+            applied: enforce,
+            detail: detail.clone(),
+        });
+        return Decision {
+            action: if enforce {
+                Action::Held
+            } else {
+                Action::DeliverNow
+            },
+            verdict: Action::Held,
+            trip,
+            detail,
+        };
     }
-    if let Some(quota) = limits.quota {
-        if let SlidingLog::Full { until } = quota.check(logs.released, now) {
-            return Decision {
-                action: if enforce {
-                    Action::Queued { until }
-                } else {
-                    Action::DeliverNow
-                },
-                verdict: Action::Queued { until },
-                trip: None,
-                detail: format!("over the quota {quota}; the window frees at {until}"),
-            };
-        }
+    if let SlidingLog::Full { until } = limits.quota.check_n(logs.released, now, weight) {
+        let used: Vec<String> = limits
+            .quota
+            .iter()
+            .map(|l| format!("{}/{}", l.used(logs.released, now), l))
+            .collect();
+        return Decision {
+            action: if enforce {
+                Action::Queued { until }
+            } else {
+                Action::DeliverNow
+            },
+            verdict: Action::Queued { until },
+            trip: None,
+            detail: format!(
+                "{} + {weight} {} over the quota {}; the window frees at {until}",
+                used.join(", "),
+                limits.counting,
+                limits.quota
+            ),
+        };
     }
     Decision {
         action: Action::DeliverNow,
@@ -251,6 +306,7 @@ mod tests {
             Status::Active,
             Logs::default(),
             &limits("2/1h", "3/1m"),
+            1,
             ts(0),
             Mode::Enforce,
         );
@@ -269,6 +325,7 @@ mod tests {
             Status::Force,
             logs,
             &limits("2/1h", ""),
+            1,
             ts(30),
             Mode::Enforce,
         );
@@ -277,6 +334,7 @@ mod tests {
             Status::Force,
             logs,
             &limits("2/1h", ""),
+            1,
             ts(30),
             Mode::Observe,
         );
@@ -295,6 +353,7 @@ mod tests {
             Status::Active,
             logs,
             &limits("", "3/1m"),
+            1,
             ts(4),
             Mode::Enforce,
         );
@@ -305,11 +364,16 @@ mod tests {
             (trip.transition.from, trip.transition.to),
             (Status::Active, Status::Inactive)
         );
-        assert!(d.detail.contains("4 accepted within 1m"), "{}", d.detail);
+        assert!(
+            d.detail.contains("4 recipients accepted within 1m"),
+            "{}",
+            d.detail
+        );
         let o = admit(
             Status::Active,
             logs,
             &limits("", "3/1m"),
+            1,
             ts(4),
             Mode::Observe,
         );
@@ -320,6 +384,7 @@ mod tests {
             Status::Active,
             logs,
             &limits("", "3/1m"),
+            1,
             ts(61),
             Mode::Enforce,
         );
@@ -327,11 +392,105 @@ mod tests {
     }
 
     #[test]
+    fn recipients_count_and_are_capped() {
+        let l = limits("10/1h", "");
+        // Seven recipients already released: a message to three fits, to four waits.
+        let seven = [ts(1), ts(1), ts(1), ts(1), ts(2), ts(2), ts(2)];
+        let logs = Logs {
+            accepted: &seven,
+            released: &seven,
+        };
+        assert_eq!(
+            admit(Status::Active, logs, &l, 3, ts(10), Mode::Enforce).action,
+            Action::DeliverNow
+        );
+        let d = admit(Status::Active, logs, &l, 4, ts(10), Mode::Enforce);
+        assert_eq!(d.action, Action::Queued { until: ts(3601) });
+        assert!(d.detail.contains("7/10/1h + 4 recipients"), "{}", d.detail);
+        let by_message: Limits = "quota=10/1h count=messages".parse().unwrap();
+        assert_eq!(
+            admit(Status::Active, logs, &by_message, 4, ts(10), Mode::Enforce).action,
+            Action::DeliverNow
+        );
+        // The cap (default 100): refused in enforce, recorded in observe.
+        let d = admit(
+            Status::Active,
+            Logs::default(),
+            &Limits::default(),
+            101,
+            ts(0),
+            Mode::Enforce,
+        );
+        let why = RefusedBecause::TooManyRecipients {
+            count: 101,
+            cap: 100,
+        };
+        assert_eq!(d.action, Action::Refused(why));
+        assert!(d.detail.contains("101 recipients"), "{}", d.detail);
+        assert!(d.detail.contains("limit of 100"), "{}", d.detail);
+        let o = admit(
+            Status::Active,
+            Logs::default(),
+            &Limits::default(),
+            101,
+            ts(0),
+            Mode::Observe,
+        );
+        assert_eq!(
+            (o.action, o.verdict),
+            (Action::DeliverNow, Action::Refused(why))
+        );
+        assert_eq!(recipient_cap(100, &Limits::default()), None);
+        assert_eq!(
+            recipient_cap(
+                1000,
+                &Limits {
+                    max_recipients: None,
+                    ..Limits::default()
+                }
+            ),
+            None
+        );
+        // Burst counts recipients too.
+        let b = limits("", "5/1m");
+        let d = admit(Status::Active, Logs::default(), &b, 6, ts(0), Mode::Enforce);
+        assert_eq!(d.action, Action::Held);
+        assert!(d.detail.contains("6 recipients accepted"), "{}", d.detail);
+    }
+
+    #[test]
+    fn several_windows_each_apply() {
+        // 2/1m and 3/1h: the minute frees at 60, but the hour is full until 3600.
+        let l = limits("2/1m,3/1h", "");
+        let three = [ts(0), ts(10), ts(70)];
+        let logs = Logs {
+            accepted: &three,
+            released: &three,
+        };
+        let d = admit(Status::Active, logs, &l, 1, ts(80), Mode::Enforce);
+        assert_eq!(d.action, Action::Queued { until: ts(3600) });
+        assert!(d.detail.contains("1/2/1m, 3/3/1h"), "{}", d.detail);
+        let b = limits("", "5/1m,6/1h");
+        assert_eq!(
+            admit(Status::Active, logs, &b, 3, ts(80), Mode::Enforce).action,
+            Action::DeliverNow
+        );
+        let d = admit(Status::Active, logs, &b, 4, ts(80), Mode::Enforce);
+        assert_eq!(d.action, Action::Held);
+        assert!(
+            d.detail
+                .contains("7 recipients accepted within 1h, over the burst limit 6/1h"),
+            "{}",
+            d.detail
+        );
+    }
+
+    #[test]
     fn red_statuses_hold_or_refuse_in_both_modes() {
         for mode in [Mode::Enforce, Mode::Observe] {
             for s in [Status::Inactive, Status::Bounce] {
                 assert_eq!(
-                    admit(s, Logs::default(), &Limits::default(), ts(0), mode).action,
+                    admit(s, Logs::default(), &Limits::default(), 1, ts(0), mode).action,
                     Action::Held
                 );
             }
@@ -340,6 +499,7 @@ mod tests {
                     Status::Spam,
                     Logs::default(),
                     &Limits::default(),
+                    1,
                     ts(0),
                     mode
                 )

@@ -59,10 +59,12 @@ pub fn check(i: &Intake<'_>) -> Result<Envelope, Refusal> {
     })?;
     let mut recipients: Vec<String> = Vec::new();
     if i.from_headers {
-        recipients = message::recipients(b"", header_block(i.raw));
+        recipients = message::envelope_recipients(i.raw);
     }
+    let mut seen: std::collections::HashSet<String> =
+        recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
     for r in i.recipients {
-        if !recipients.iter().any(|have| have.eq_ignore_ascii_case(r)) {
+        if seen.insert(r.to_ascii_lowercase()) {
             recipients.push(r.clone());
         }
     }
@@ -83,22 +85,7 @@ pub fn check(i: &Intake<'_>) -> Result<Envelope, Refusal> {
     Ok(Envelope { sender, recipients })
 }
 
-/// The header block of a raw message: everything before the first empty line.
-pub fn header_block(raw: &[u8]) -> &[u8] {
-    let mut at = 0;
-    while at < raw.len() {
-        let end = raw[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |p| at + p);
-        let line = &raw[at..end];
-        if line.is_empty() || line == b"\r" {
-            return &raw[..at];
-        }
-        at = end + 1;
-    }
-    raw
-}
+pub use crate::message::header_block;
 
 fn printable(s: &str) -> String {
     s.chars()
@@ -148,6 +135,13 @@ mod tests {
         assert!(matches!(check(&i), Err(Refusal::ForbiddenParameter { .. })));
         i.params = Some("-fowner@shop.example");
         assert_eq!(check(&i).unwrap().sender, "owner@shop.example");
+        // The same harmless options as the worker's check, nothing more.
+        i.params = Some("-n -oi -r owner@shop.example -odb");
+        assert_eq!(check(&i).unwrap().sender, "owner@shop.example");
+        for bad in ["-oQ/tmp", "-bd", "-d0", "-C/etc/x"] {
+            i.params = Some(bad);
+            assert!(check(&i).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::rate::{parse_limit, Backoff, BounceRule, Limit};
+use crate::rate::{parse_limit, parse_windows, Backoff, BounceRule, Limit, Windows};
 
 /// `observe` runs every check and records every verdict but blocks nothing; `enforce` acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,15 +45,83 @@ impl FromStr for Mode {
     }
 }
 
+/// What the rate limits (quota, burst) count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counting {
+    /// Every envelope recipient counts: one mail to 50 people is 50 (the default).
+    Recipients,
+    /// Every message counts once, whatever its recipients.
+    Messages,
+}
+
+impl Counting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counting::Recipients => "recipients",
+            Counting::Messages => "messages",
+        }
+    }
+
+    /// How many slots of a rate limit one message with `recipients` recipients takes
+    /// (at least one: a message with none still counts).
+    pub fn weight(self, recipients: usize) -> u32 {
+        match self {
+            Counting::Messages => 1,
+            Counting::Recipients => recipients.clamp(1, u32::MAX as usize) as u32,
+        }
+    }
+}
+
+impl fmt::Display for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Counting {
+    type Err = LimitsError;
+    fn from_str(s: &str) -> Result<Counting, LimitsError> {
+        match s.trim() {
+            "recipients" => Ok(Counting::Recipients),
+            "messages" => Ok(Counting::Messages),
+            other => Err(LimitsError(format!(
+                "count \"{other}\" is neither \"recipients\" nor \"messages\""
+            ))),
+        }
+    }
+}
+
+/// The default cap on envelope recipients per message.
+pub const DEFAULT_MAX_RECIPIENTS: u32 = 100;
+
+/// Parses a recipient cap: a whole number of at least 1; empty (or blank) means no cap.
+pub fn parse_max_recipients(text: &str) -> Result<Option<u32>, LimitsError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    match t.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(LimitsError(format!(
+            "max_recipients \"{t}\" is not a whole number of at least 1 (empty for no cap)"
+        ))),
+    }
+}
+
 /// Everything that bounds one account's mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Releases per rolling window; over it mail is queued until the window frees.
-    /// `None` = unlimited. Default `200/1h`.
-    pub quota: Option<Limit>,
-    /// Accepted messages per rolling window; the one past it turns the account inactive.
-    /// `None` = unlimited. Default `50/1m`.
-    pub burst: Option<Limit>,
+    /// Releases per rolling window, one or more windows (`200/1h, 1000/1d`); over any of
+    /// them mail is queued until every window has room. Empty = unlimited. Default `200/1h`.
+    pub quota: Windows,
+    /// Accepted per rolling window, one or more windows; the message past any of them
+    /// turns the account inactive. Empty = unlimited. Default `50/1m`.
+    pub burst: Windows,
+    /// What quota and burst count: recipients (default) or messages.
+    pub counting: Counting,
+    /// Envelope recipients one message may have; over it the message is refused.
+    /// `None` = no cap. Default 100.
+    pub max_recipients: Option<u32>,
     /// When failed deliveries turn the account to `bounce`. Default 24 h, 20, 0.10.
     pub bounce: BounceRule,
     /// Spam refusals that turn the account to `spam`: the `count`-th refusal within
@@ -77,14 +145,16 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            quota: Some(Limit {
+            quota: Windows::one(Limit {
                 count: 200,
                 period: Duration::from_secs(3600),
             }),
-            burst: Some(Limit {
+            burst: Windows::one(Limit {
                 count: 50,
                 period: Duration::from_secs(60),
             }),
+            counting: Counting::Recipients,
+            max_recipients: Some(DEFAULT_MAX_RECIPIENTS),
             bounce: BounceRule::DEFAULT,
             spam_refusals: Some(Limit {
                 count: 5,
@@ -103,8 +173,8 @@ impl Limits {
     /// No quota, burst or spam limit: everything else at its default.
     pub fn unlimited() -> Limits {
         Limits {
-            quota: None,
-            burst: None,
+            quota: Windows::default(),
+            burst: Windows::default(),
             spam_refusals: None,
             ..Limits::default()
         }
@@ -114,8 +184,8 @@ impl Limits {
     /// day, so `sent today` style questions always have their rows).
     pub fn longest_window(&self) -> Duration {
         [
-            self.quota.map(|l| l.period),
-            self.burst.map(|l| l.period),
+            self.quota.longest(),
+            self.burst.longest(),
             self.spam_refusals.map(|l| l.period),
             Some(self.bounce.window),
             Some(Duration::from_secs(86_400)),
@@ -178,16 +248,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, LimitsError> {
 }
 
 impl fmt::Display for Limits {
-    /// `quota=200/1h burst=50/1m bounce=0.1/20/24h spam=5/1h hold=72h retry=2m/1h/10
-    /// queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600`
-    /// (an empty limit means unlimited).
+    /// `quota=200/1h burst=50/1m count=recipients max_recipients=100 bounce=0.1/20/24h
+    /// spam=5/1h hold=72h retry=2m/1h/10 queue_messages=10000 queue_bytes=1073741824
+    /// disk_reserve=104857600` (an empty limit means unlimited).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "quota={} burst={} bounce={}/{}/{} spam={} hold={} retry={}/{}/{} \
-             queue_messages={} queue_bytes={} disk_reserve={}",
-            opt_limit(&self.quota),
-            opt_limit(&self.burst),
+            "quota={} burst={} count={} max_recipients={} bounce={}/{}/{} spam={} hold={} \
+             retry={}/{}/{} queue_messages={} queue_bytes={} disk_reserve={}",
+            self.quota.to_string().replace(' ', ""),
+            self.burst.to_string().replace(' ', ""),
+            self.counting,
+            self.max_recipients
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             self.bounce.max_ratio,
             self.bounce.min_outcomes,
             secs_text(self.bounce.window),
@@ -214,14 +288,17 @@ impl FromStr for Limits {
                 .map_err(|_| LimitsError(format!("{k}: \"{v}\" is not a whole number")))
         };
         let lim = |v: &str| parse_limit(v).map_err(|e| LimitsError(e.to_string()));
+        let windows = |v: &str| parse_windows(v).map_err(|e| LimitsError(e.to_string()));
         for pair in text.split_whitespace() {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| LimitsError(format!("\"{pair}\" is not key=value")))?;
             match k {
-                "quota" => l.quota = lim(v)?,
-                "burst" => l.burst = lim(v)?,
+                "quota" => l.quota = windows(v)?,
+                "burst" => l.burst = windows(v)?,
                 "spam" => l.spam_refusals = lim(v)?,
+                "count" => l.counting = v.parse()?,
+                "max_recipients" => l.max_recipients = parse_max_recipients(v)?,
                 "hold" => l.hold = parse_duration(v)?,
                 "bounce" => {
                     let parts: Vec<&str> = v.split('/').collect();
@@ -278,8 +355,8 @@ mod tests {
         let text = d.to_string();
         assert_eq!(
             text,
-            "quota=200/1h burst=50/1m bounce=0.1/20/1d spam=5/1h hold=3d retry=2m/1h/10 \
-             queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600"
+            "quota=200/1h burst=50/1m count=recipients max_recipients=100 bounce=0.1/20/1d \
+             spam=5/1h hold=3d retry=2m/1h/10 queue_messages=10000 queue_bytes=1073741824 disk_reserve=104857600"
         );
         assert_eq!(text.parse::<Limits>().unwrap(), d);
         let u = Limits::unlimited();
@@ -287,11 +364,22 @@ mod tests {
         let custom: Limits = "quota=10/30s burst= hold=90s bounce=0.25/5/2h"
             .parse()
             .unwrap();
-        assert_eq!(custom.quota.unwrap().to_string(), "10/30s");
-        assert_eq!(custom.burst, None);
+        assert_eq!(custom.quota.to_string(), "10/30s");
+        assert!(custom.burst.is_empty());
+        let multi: Limits = "quota=200/1h,1000/1d burst=50/1m,10/5s".parse().unwrap();
+        assert_eq!(multi.quota.to_string(), "200/1h, 1000/1d");
+        assert_eq!(multi.burst.to_string(), "10/5s, 50/1m");
+        assert_eq!(multi.longest_window(), Duration::from_secs(86_400));
+        assert_eq!(multi.to_string().parse::<Limits>().unwrap(), multi);
         assert_eq!(custom.hold, Duration::from_secs(90));
         assert_eq!(custom.bounce.min_outcomes, 5);
         assert_eq!(custom.to_string().parse::<Limits>().unwrap(), custom);
+        let m: Limits = "count=messages max_recipients=".parse().unwrap();
+        assert_eq!((m.counting, m.max_recipients), (Counting::Messages, None));
+        assert_eq!(m.to_string().parse::<Limits>().unwrap(), m);
+        assert_eq!(Counting::Recipients.weight(50), 50);
+        assert_eq!(Counting::Recipients.weight(0), 1);
+        assert_eq!(Counting::Messages.weight(50), 1);
     }
 
     #[test]
@@ -305,6 +393,8 @@ mod tests {
             ("bounce=0.1/1", "RATIO/MIN/WINDOW"),
             ("retry=1m", "FIRST/CAP"),
             ("queue_bytes=-1", "whole number"),
+            ("count=people", "neither"),
+            ("max_recipients=0", "at least 1"),
         ] {
             let e = t.parse::<Limits>().unwrap_err().to_string();
             assert!(e.contains(needle), "{t}: {e}");

@@ -232,6 +232,29 @@ impl Limit {
         (log.len() - first).min(u32::MAX as usize) as u32
     }
 
+    /// May `n` more events happen at `now` together (one message to `n` recipients),
+    /// given the `log` of past ones (ascending)? `n` above the limit's count can never
+    /// fit: it is admitted once the window is empty (the per-message recipient cap is
+    /// what bounds it). `n = 0` always fits.
+    pub fn check_n(&self, log: &[Timestamp], now: Timestamp, n: u32) -> SlidingLog {
+        let start = self.window_start(now);
+        let first = log.partition_point(|t| *t <= start);
+        let live = &log[first..];
+        let used = live.len();
+        let limit = self.count as usize;
+        let n = (n as usize).min(limit);
+        if n == 0 || used + n <= limit {
+            SlidingLog::Admit { used: used as u32 }
+        } else {
+            // `used + n - N` of the live events must leave the window; the last of those
+            // to leave is live[used + n - N - 1].
+            let until = live[used + n - limit - 1].plus(self.period);
+            SlidingLog::Full {
+                until: until.max(now.plus(Duration::from_millis(1))),
+            }
+        }
+    }
+
     /// May one more event happen at `now`, given the `log` of past ones (ascending)?
     pub fn check(&self, log: &[Timestamp], now: Timestamp) -> SlidingLog {
         let start = self.window_start(now);
@@ -255,6 +278,91 @@ impl Limit {
     pub fn free(&self, log: &[Timestamp], now: Timestamp) -> u32 {
         self.count.saturating_sub(self.used(log, now))
     }
+}
+
+/// Several windows of one limit, all applying at once: `200/1h, 1000/1d`. Each is an exact
+/// sliding log over the same events; empty means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Windows(pub Vec<Limit>);
+
+impl Windows {
+    /// One window.
+    pub fn one(l: Limit) -> Windows {
+        Windows(vec![l])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Limit> {
+        self.0.iter()
+    }
+
+    /// The longest window: how far back a log must be read.
+    pub fn longest(&self) -> Option<Duration> {
+        self.0.iter().map(|l| l.period).max()
+    }
+
+    /// May `n` more events happen at `now` in every window? Full: the earliest time all
+    /// windows have room (windows only free up while nothing new is logged).
+    pub fn check_n(&self, log: &[Timestamp], now: Timestamp, n: u32) -> SlidingLog {
+        let mut until: Option<Timestamp> = None;
+        let mut used = 0;
+        for l in &self.0 {
+            match l.check_n(log, now, n) {
+                SlidingLog::Admit { used: u } => used = used.max(u),
+                SlidingLog::Full { until: t } => until = Some(until.map_or(t, |u| u.max(t))),
+            }
+        }
+        match until {
+            Some(until) => SlidingLog::Full { until },
+            None => SlidingLog::Admit { used },
+        }
+    }
+
+    /// The first window that `n` more events at `now` would exceed (`used + n > count`,
+    /// no clamping: what a burst limit asks), with its use including them.
+    pub fn exceeded(&self, log: &[Timestamp], now: Timestamp, n: u32) -> Option<(Limit, u32)> {
+        self.0.iter().find_map(|l| {
+            let used = l.used(log, now).saturating_add(n);
+            (used > l.count).then_some((*l, used))
+        })
+    }
+}
+
+impl fmt::Display for Windows {
+    /// `200/1h, 1000/1d`; empty for unlimited.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a limit setting with one or more windows separated by commas (`200/1h, 1000/1d`);
+/// empty (or blank) means unlimited. Two windows of the same period are an error.
+pub fn parse_windows(text: &str) -> Result<Windows, LimitError> {
+    if text.trim().is_empty() {
+        return Ok(Windows::default());
+    }
+    let mut out: Vec<Limit> = Vec::new();
+    for part in text.split(',') {
+        let l: Limit = part.parse()?;
+        if out.iter().any(|o| o.period == l.period) {
+            return Err(LimitError {
+                input: text.to_owned(),
+                problem: "two windows have the same period",
+            });
+        }
+        out.push(l);
+    }
+    out.sort_by_key(|l| l.period);
+    Ok(Windows(out))
 }
 
 /// When the share of failed deliveries turns an account to `bounce`.
@@ -357,6 +465,68 @@ mod tests {
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_secs(secs)
+    }
+
+    #[test]
+    fn several_windows_apply_together() {
+        let w = parse_windows(" 1000/1d, 3/1m ").unwrap();
+        assert_eq!(w.to_string(), "3/1m, 1000/1d");
+        assert_eq!(w.longest(), Some(Duration::from_secs(86_400)));
+        assert!(parse_windows("").unwrap().is_empty());
+        assert!(parse_windows("3/1m, 5/60s").is_err());
+        assert!(parse_windows("3/1m,").is_err());
+        let d = parse_windows("2/1m, 3/1h").unwrap();
+        let log = [ts(0), ts(10)];
+        // The minute is full: frees at 60.
+        assert_eq!(
+            d.check_n(&log, ts(20), 1),
+            SlidingLog::Full { until: ts(60) }
+        );
+        let log = [ts(0), ts(10), ts(70)];
+        // The minute has room at 75, the hour (3) does not: frees at 3600.
+        assert_eq!(
+            d.check_n(&log, ts(75), 1),
+            SlidingLog::Full { until: ts(3600) }
+        );
+        assert_eq!(
+            d.check_n(&log[..2], ts(75), 1),
+            SlidingLog::Admit { used: 2 }
+        );
+        assert_eq!(
+            d.exceeded(&log, ts(75), 1).map(|(l, u)| (l.count, u)),
+            Some((3, 4))
+        );
+        assert_eq!(d.exceeded(&log[..1], ts(75), 1), None);
+    }
+
+    #[test]
+    fn several_events_at_once_fit_or_wait_for_enough_slots() {
+        let l: Limit = "10/1h".parse().unwrap();
+        let log = [ts(0), ts(0), ts(0), ts(100), ts(100), ts(200)];
+        assert_eq!(l.check_n(&log, ts(300), 4), SlidingLog::Admit { used: 6 });
+        // 5 more need one slot: the first three (t=0) leave at 3600.
+        assert_eq!(
+            l.check_n(&log, ts(300), 5),
+            SlidingLog::Full { until: ts(3600) }
+        );
+        // 8 more need four: the fourth to leave is t=100.
+        assert_eq!(
+            l.check_n(&log, ts(300), 8),
+            SlidingLog::Full { until: ts(3700) }
+        );
+        // More than the whole limit: waits for an empty window.
+        assert_eq!(
+            l.check_n(&log, ts(300), 50),
+            SlidingLog::Full { until: ts(3800) }
+        );
+        assert_eq!(l.check_n(&[], ts(300), 50), SlidingLog::Admit { used: 0 });
+        assert_eq!(l.check_n(&log, ts(300), 0), SlidingLog::Admit { used: 6 });
+        for (i, n) in [(0usize, 1u32), (3, 1), (6, 1)] {
+            assert_eq!(
+                l.check_n(&log[..i], ts(300), n),
+                l.check(&log[..i], ts(300))
+            );
+        }
     }
 
     #[test]

@@ -155,6 +155,7 @@ mod tests {
             limits: String::new(),
             mode: String::new(),
             report_to: None,
+            windows: Vec::new(),
         };
         let text = render(&[s]);
         assert!(text.contains(

@@ -8,8 +8,39 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use crate::db::Store;
 use crate::error::{sql_in, StoreError};
 use crate::ledger;
-use crate::model::{Change, Snapshot, TransitionRecord};
+use crate::model::{Change, Snapshot, TransitionRecord, WindowUse};
 use crate::Result;
+
+/// The use of every quota and burst window of `limits` (their text form) at `now`.
+fn window_use(
+    tx: &Transaction<'_>,
+    account: &str,
+    limits: &str,
+    now: Timestamp,
+) -> rusqlite::Result<Vec<WindowUse>> {
+    let Ok(limits) = limits.parse::<mailguard_core::limits::Limits>() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (kind, log_kind, windows) in [
+        ("quota", ledger::LOG_RELEASED, &limits.quota),
+        ("burst", ledger::LOG_ACCEPTED, &limits.burst),
+    ] {
+        let log = ledger::read_windows(tx, account, log_kind, windows, now)?;
+        for l in windows.iter() {
+            let start = l.window_start(now);
+            let oldest = log.iter().find(|t| **t > start);
+            out.push(WindowUse {
+                kind,
+                limit: *l,
+                used: l.used(&log, now),
+                remaining: l.free(&log, now),
+                next_free: oldest.map(|t| t.plus(l.period)),
+            });
+        }
+    }
+    Ok(out)
+}
 
 impl Store {
     /// Operator `block`: active/force → inactive; queued mail is held.
@@ -122,6 +153,7 @@ impl Store {
                     limits: String::new(),
                     mode: String::new(),
                     report_to: None,
+                    windows: Vec::new(),
                 });
             };
             let today: (i64, i64) = tx
@@ -154,6 +186,7 @@ impl Store {
                 queued: in_state("'queued', 'sending'")?,
                 held: in_state("'held'")?,
                 quarantined: in_state("'quarantined'")?,
+                windows: window_use(tx, account, &limits, now).map_err(sql)?,
                 limits,
                 mode,
                 report_to,

@@ -3,7 +3,7 @@
 
 use mailguard_core::account::Trip;
 use mailguard_core::limits::{Limits, Mode};
-use mailguard_core::rate::{Limit, Timestamp};
+use mailguard_core::rate::{Limit, Timestamp, Windows};
 use mailguard_core::status::{Status, Transition};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -188,6 +188,21 @@ pub(crate) fn read_log(
     rows.collect()
 }
 
+/// The timestamps of one sliding log inside the longest of `windows` at `now`, ascending
+/// (empty when there is no window).
+pub(crate) fn read_windows(
+    tx: &Transaction<'_>,
+    account: &str,
+    kind: &str,
+    windows: &Windows,
+    now: Timestamp,
+) -> Sql<Vec<Timestamp>> {
+    match windows.longest() {
+        Some(period) => read_log(tx, account, kind, &Limit { count: 1, period }, now),
+        None => Ok(Vec::new()),
+    }
+}
+
 pub(crate) fn log_event(
     tx: &Transaction<'_>,
     account: &str,
@@ -196,6 +211,20 @@ pub(crate) fn log_event(
 ) -> Sql<()> {
     tx.prepare_cached("INSERT INTO rate_log (account, kind, time) VALUES (?1, ?2, ?3)")?
         .execute(params![account, kind, now.0])?;
+    Ok(())
+}
+
+/// `n` entries at `now` (a message to `n` recipients when limits count recipients).
+pub(crate) fn log_events(
+    tx: &Transaction<'_>,
+    account: &str,
+    kind: &str,
+    now: Timestamp,
+    n: u32,
+) -> Sql<()> {
+    for _ in 0..n {
+        log_event(tx, account, kind, now)?;
+    }
     Ok(())
 }
 

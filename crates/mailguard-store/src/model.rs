@@ -324,6 +324,34 @@ pub struct Snapshot {
     pub limits: String,
     pub mode: String,
     pub report_to: Option<String>,
+    /// Every window of the quota and the burst limit, with its use now.
+    pub windows: Vec<WindowUse>,
+}
+
+/// One window of a rate limit and its use at the time of a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowUse {
+    /// `quota` or `burst`.
+    pub kind: &'static str,
+    pub limit: mailguard_core::rate::Limit,
+    /// Entries in the window (recipients or messages, as the limits count).
+    pub used: u32,
+    /// How many more fit now.
+    pub remaining: u32,
+    /// When the oldest entry leaves the window, freeing the next slot (none when empty).
+    pub next_free: Option<Timestamp>,
+}
+
+impl WindowUse {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "limit": self.limit.to_string(),
+            "used": self.used,
+            "remaining": self.remaining,
+            "next_free": self.next_free.map(|t| t.to_string()),
+        })
+    }
 }
 
 impl Snapshot {
@@ -345,6 +373,7 @@ impl Snapshot {
             "limits": self.limits,
             "mode": self.mode,
             "report_to": self.report_to,
+            "windows": self.windows.iter().map(WindowUse::to_json).collect::<Vec<_>>(),
         })
     }
 }

@@ -75,46 +75,47 @@ impl Store {
                     [now.0],
                 )
                 .map_err(sql)? as u64;
-            let candidates: Vec<(i64, String, Option<i64>)> = {
+            let candidates: Vec<(i64, String, Option<i64>, i64)> = {
                 let mut st = tx
                     .prepare_cached(
-                        "SELECT m.id, m.account, m.released_at FROM messages m JOIN accounts a ON a.account = m.account
+                        "SELECT m.id, m.account, m.released_at,
+                                CASE WHEN json_valid(m.recipients) THEN json_array_length(m.recipients) END
+                         FROM messages m JOIN accounts a ON a.account = m.account
                          WHERE m.state = 'queued' AND m.next_attempt <= ?1 AND a.status IN ('active', 'force')
                          ORDER BY m.next_attempt, m.id LIMIT ?2",
                     )
                     .map_err(sql)?;
                 let rows = st
                     .query_map(params![now.0, (max.saturating_mul(4).max(16)) as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Option<i64>>(3)?.unwrap_or(1)))
                     })
                     .map_err(sql)?;
                 rows.collect::<Sql<_>>().map_err(sql)?
             };
             // Per account: its limits and its quota log, extended as we release.
             let mut quota: HashMap<String, (Limits, Mode, Vec<Timestamp>)> = HashMap::new();
-            for (id, account, released_at) in candidates {
+            for (id, account, released_at, recipients) in candidates {
                 if report.claimed.len() >= max {
                     break;
                 }
                 if released_at.is_none() {
                     if !quota.contains_key(&account) {
                         let (limits, mode) = ledger::stored_limits(tx, &account)?;
-                        let log = match &limits.quota {
-                            Some(l) => ledger::read_log(tx, &account, LOG_RELEASED, l, now).map_err(sql)?,
-                            None => Vec::new(),
-                        };
+                        let log = ledger::read_windows(tx, &account, LOG_RELEASED, &limits.quota, now)
+                            .map_err(sql)?;
                         quota.insert(account.clone(), (limits, mode, log));
                     }
                     let (limits, mode, log) = quota.get_mut(&account).expect("inserted above");
-                    if let (Some(l), Mode::Enforce) = (&limits.quota, *mode) {
-                        if let SlidingLog::Full { until } = l.check(log, now) {
+                    let weight = limits.counting.weight(recipients.max(0) as usize);
+                    if *mode == Mode::Enforce {
+                        if let SlidingLog::Full { until } = limits.quota.check_n(log, now, weight) {
                             tx.execute("UPDATE messages SET next_attempt = ?2 WHERE id = ?1", params![id, until.0])
                                 .map_err(sql)?;
                             continue;
                         }
                     }
-                    log.push(now);
-                    ledger::log_event(tx, &account, LOG_RELEASED, now).map_err(sql)?;
+                    log.extend(std::iter::repeat_n(now, weight as usize));
+                    ledger::log_events(tx, &account, LOG_RELEASED, now, weight).map_err(sql)?;
                     tx.execute("UPDATE messages SET released_at = ?2 WHERE id = ?1", params![id, now.0])
                         .map_err(sql)?;
                 }

@@ -158,14 +158,10 @@ fn admit(
     let status = ledger::ensure_account(tx, account, now)?;
     ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
     ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
-    let accepted = match &limits.burst {
-        Some(l) => ledger::read_log(tx, account, LOG_ACCEPTED, l, now).map_err(sql)?,
-        None => Vec::new(),
-    };
-    let released = match &limits.quota {
-        Some(l) => ledger::read_log(tx, account, LOG_RELEASED, l, now).map_err(sql)?,
-        None => Vec::new(),
-    };
+    let accepted =
+        ledger::read_windows(tx, account, LOG_ACCEPTED, &limits.burst, now).map_err(sql)?;
+    let released =
+        ledger::read_windows(tx, account, LOG_RELEASED, &limits.quota, now).map_err(sql)?;
     let decision = account::admit(
         status,
         Logs {
@@ -173,9 +169,11 @@ fn admit(
             released: &released,
         },
         limits,
+        sub.recipients.len(),
         now,
         mode,
     );
+    let weight = limits.counting.weight(sub.recipients.len());
     let mut trip = decision.trip.clone();
     if sub.spam.is_some_and(|s| s.refuse) {
         // Observe mode delivers what enforce would refuse; the refusal still counts
@@ -235,9 +233,9 @@ fn admit(
     )
     .map_err(sql)?;
     let id = MessageId(tx.last_insert_rowid());
-    ledger::log_event(tx, account, LOG_ACCEPTED, now).map_err(sql)?;
+    ledger::log_events(tx, account, LOG_ACCEPTED, now, weight).map_err(sql)?;
     if decision.action == Action::DeliverNow {
-        ledger::log_event(tx, account, LOG_RELEASED, now).map_err(sql)?;
+        ledger::log_events(tx, account, LOG_RELEASED, now, weight).map_err(sql)?;
     }
     if state == MessageState::Held {
         ledger::count(tx, account, now, Count::Held, Some(id)).map_err(sql)?;

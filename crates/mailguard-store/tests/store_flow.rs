@@ -691,3 +691,131 @@ fn unwritable_dir_is_an_error_naming_the_path() {
     let e = Store::open(&dir).err().unwrap();
     assert!(e.to_string().contains(dir.to_str().unwrap()), "{e}");
 }
+
+/// Submits a message to `n` recipients.
+fn submit_to(
+    store: &mut Store,
+    l: &mailguard_store::Limits,
+    n: usize,
+    now: mailguard_store::Timestamp,
+    mode: Mode,
+) -> mailguard_store::Admission {
+    let body = raw(n);
+    let rcpts: Vec<String> = (0..n).map(|i| format!("r{i}@example.net")).collect();
+    let o = origin();
+    store
+        .submit(
+            A,
+            l,
+            Submission {
+                raw: &body,
+                envelope_from: "shop@example.org",
+                recipients: &rcpts,
+                origin: &o,
+                spam: None,
+            },
+            now,
+            mode,
+        )
+        .unwrap()
+}
+
+#[test]
+fn limits_count_recipients_and_cap_them() {
+    let mut h = harness();
+    let l = limits("quota=100/1h burst=");
+    // Three mails to 30 people: 90 of 100.
+    for k in 0..3 {
+        let a = submit_to(&mut h.store, &l, 30, t(k), Mode::Enforce);
+        assert_eq!(a.action, Action::DeliverNow);
+        h.store
+            .record_delivery(a.id.unwrap(), &sent().into(), t(k))
+            .unwrap();
+    }
+    // Ten more fit, eleven do not: queued until the first 30 leave the window.
+    let q = submit_to(&mut h.store, &l, 11, t(10), Mode::Enforce);
+    assert_eq!(q.action, Action::Queued { until: t(3600) });
+    let ten = submit_to(&mut h.store, &l, 10, t(11), Mode::Enforce);
+    assert_eq!(ten.action, Action::DeliverNow);
+    h.store
+        .record_delivery(ten.id.unwrap(), &sent().into(), t(11))
+        .unwrap();
+    // The runner releases the queued one by its 11 recipients too.
+    assert!(h.store.due(t(3599), 10).unwrap().claimed.is_empty());
+    let due = h.store.due(t(3600), 10).unwrap();
+    assert_eq!(due.claimed.len(), 1);
+    assert_eq!(due.claimed[0].recipients.len(), 11);
+    // Counting messages instead: the same account's next 10 messages fit whatever
+    // their recipients.
+    let m = limits("quota=100/1h burst= count=messages");
+    let mut h2 = harness();
+    for k in 0..10 {
+        let a = submit_to(&mut h2.store, &m, 50, t(k), Mode::Enforce);
+        assert_eq!(a.action, Action::DeliverNow);
+    }
+    // The cap: 101 recipients are refused, nothing stored, counted as refused.
+    let cap = limits("quota= burst=");
+    let mut h3 = harness();
+    let r = submit_to(&mut h3.store, &cap, 101, t(0), Mode::Enforce);
+    assert!(matches!(r.action, Action::Refused(_)), "{:?}", r.action);
+    assert_eq!(r.id, None);
+    let s = h3.store.status_snapshot(A, t(1)).unwrap();
+    assert_eq!(s.refused_total, 1);
+    // Observe mode: delivered, the verdict says what enforce would have done.
+    let o = submit_to(&mut h3.store, &cap, 101, t(2), Mode::Observe);
+    assert_eq!(o.action, Action::DeliverNow);
+    assert!(matches!(o.verdict, Action::Refused(_)), "{:?}", o.verdict);
+    let shown = h3.store.queue_show(o.id.unwrap()).unwrap();
+    assert!(
+        shown.verdict.contains("101 recipients"),
+        "{}",
+        shown.verdict
+    );
+    assert_integrity(&mut h.store);
+    assert_integrity(&mut h3.store);
+}
+
+#[test]
+fn several_windows_each_exact_and_shown() {
+    let mut h = harness();
+    // 2 per minute and 3 per hour, counted in recipients (one each here).
+    let l = limits("quota=2/1m,3/1h burst= count=messages");
+    let mut ids = Vec::new();
+    for (n, at) in [(0, 0), (1, 10)] {
+        let a = submit(&mut h.store, A, &l, n, t(at), Mode::Enforce);
+        assert_eq!(a.action, Action::DeliverNow);
+        ids.push(a.id.unwrap());
+    }
+    // The minute is full: queued until 60.
+    let q = submit(&mut h.store, A, &l, 2, t(20), Mode::Enforce);
+    assert_eq!(q.action, Action::Queued { until: t(60) });
+    for id in ids {
+        h.store.record_delivery(id, &sent().into(), t(20)).unwrap();
+    }
+    let s = h.store.status_snapshot(A, t(30)).unwrap();
+    let shown: Vec<(&str, String, u32, u32)> = s
+        .windows
+        .iter()
+        .map(|w| (w.kind, w.limit.to_string(), w.used, w.remaining))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("quota", "2/1m".to_owned(), 2, 0),
+            ("quota", "3/1h".to_owned(), 2, 1)
+        ]
+    );
+    assert_eq!(s.windows[0].next_free, Some(t(60)));
+    let json = s.to_json();
+    assert_eq!(json["windows"][1]["remaining"], 1);
+    // At 60 the minute has room: the queued one goes (3 of 3 in the hour).
+    let due = h.store.due(t(60), 10).unwrap();
+    assert_eq!(due.claimed.len(), 1);
+    h.store
+        .record_delivery(due.claimed[0].id, &sent().into(), t(61))
+        .unwrap();
+    // At 200 the minute is empty but the hour is full: queued until the first leaves it.
+    let q = submit(&mut h.store, A, &l, 3, t(200), Mode::Enforce);
+    assert_eq!(q.action, Action::Queued { until: t(3600) });
+    assert_integrity(&mut h.store);
+}

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use mailguard_core::limits::{parse_duration, Limits, Mode};
 use mailguard_core::message::{Bytes, DEFAULT_MAX_MESSAGE_SIZE};
-use mailguard_core::rate::parse_limit;
+use mailguard_core::rate::parse_windows;
 use toml::{Table, Value};
 
 /// What applies to one account.
@@ -51,6 +51,8 @@ pub enum MapRule {
 struct Settings {
     quota: Option<String>,
     burst: Option<String>,
+    count: Option<String>,
+    max_recipients: Option<String>,
     hold: Option<String>,
     mode: Option<String>,
     max_message_size: Option<String>,
@@ -58,9 +60,11 @@ struct Settings {
     allow_control: Option<bool>,
 }
 
-const SETTING_KEYS: [&str; 7] = [
+const SETTING_KEYS: [&str; 9] = [
     "quota",
     "burst",
+    "count",
+    "max_recipients",
     "hold",
     "mode",
     "max_message_size",
@@ -97,6 +101,17 @@ impl Settings {
         Ok(Settings {
             quota: text("quota")?,
             burst: text("burst")?,
+            count: text("count")?,
+            max_recipients: match t.get("max_recipients") {
+                None => None,
+                Some(Value::Integer(n)) => Some(n.to_string()),
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(v) => {
+                    return Err(format!(
+                        "{place}.max_recipients: must be a number or \"\" (no cap), not {v:?}"
+                    ))
+                }
+            },
             hold: text("hold")?,
             mode: text("mode")?,
             max_message_size: text("max_message_size")?,
@@ -110,6 +125,11 @@ impl Settings {
         Settings {
             quota: over.quota.clone().or_else(|| self.quota.clone()),
             burst: over.burst.clone().or_else(|| self.burst.clone()),
+            count: over.count.clone().or_else(|| self.count.clone()),
+            max_recipients: over
+                .max_recipients
+                .clone()
+                .or_else(|| self.max_recipients.clone()),
             hold: over.hold.clone().or_else(|| self.hold.clone()),
             mode: over.mode.clone().or_else(|| self.mode.clone()),
             max_message_size: over
@@ -124,10 +144,17 @@ impl Settings {
     fn policy(&self, account: &str, place: &str) -> Result<Policy, String> {
         let mut limits = Limits::default();
         if let Some(q) = &self.quota {
-            limits.quota = parse_limit(q).map_err(|e| format!("{place}.quota: {e}"))?;
+            limits.quota = parse_windows(q).map_err(|e| format!("{place}.quota: {e}"))?;
         }
         if let Some(b) = &self.burst {
-            limits.burst = parse_limit(b).map_err(|e| format!("{place}.burst: {e}"))?;
+            limits.burst = parse_windows(b).map_err(|e| format!("{place}.burst: {e}"))?;
+        }
+        if let Some(c) = &self.count {
+            limits.counting = c.parse().map_err(|e| format!("{place}.count: {e}"))?;
+        }
+        if let Some(n) = &self.max_recipients {
+            limits.max_recipients = mailguard_core::limits::parse_max_recipients(n)
+                .map_err(|e| format!("{place}.max_recipients: {e}"))?;
         }
         if let Some(h) = &self.hold {
             limits.hold = parse_duration(h).map_err(|e| format!("{place}.hold: {e}"))?;
@@ -323,7 +350,9 @@ mod tests {
             shop = "shop-example-com"
             "1003" = "blog"
             [plans.small]
-            quota = "100/1h"
+            quota = "100/1h, 500/1d"
+            count = "messages"
+            max_recipients = 20
             [account.shop-example-com]
             plan = "small"
             burst = "10/1m"
@@ -333,12 +362,18 @@ mod tests {
         .unwrap();
         let p = a.resolve(1001, Some("shop")).unwrap();
         assert_eq!(p.account, "shop-example-com");
-        assert_eq!(p.limits.quota.unwrap().count, 100);
-        assert_eq!(p.limits.burst.unwrap().count, 10);
+        assert_eq!(p.limits.quota.to_string(), "100/1h, 500/1d");
+        assert_eq!(p.limits.burst.to_string(), "10/1m");
+        assert_eq!(
+            p.limits.counting,
+            mailguard_core::limits::Counting::Messages
+        );
+        assert_eq!(p.limits.max_recipients, Some(20));
         assert!(p.allow_control);
         let b = a.resolve(1003, None).unwrap();
         assert_eq!(b.account, "blog");
-        assert_eq!(b.limits.quota.unwrap().count, 200);
+        assert_eq!(b.limits.quota.to_string(), "200/1h");
+        assert_eq!(b.limits.max_recipients, Some(100), "the default cap");
         assert!(!b.allow_control);
         let other = a.resolve(1004, Some("alice")).unwrap();
         assert_eq!(other.account, "alice");

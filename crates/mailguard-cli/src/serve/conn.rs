@@ -218,6 +218,19 @@ fn submit(
         Ok(e) => e,
         Err(refusal) => return refused(policy, refusal),
     };
+    if policy.mode == mailguard_core::limits::Mode::Enforce {
+        // Before the spam score; the store applies (and in observe mode records) it too.
+        if let Some(why) =
+            mailguard_core::account::recipient_cap(envelope.recipients.len(), &policy.limits)
+        {
+            return refused(
+                policy,
+                Refusal::Policy {
+                    reason: why.to_string(),
+                },
+            );
+        }
+    }
     let verdict = policy.spam_check.then(|| {
         let ctx = SpamContext {
             origin_file: s.origin.caller_file.clone().or(s.origin.file.clone()),
@@ -334,12 +347,14 @@ fn status(shared: &Shared, policy: &Policy) -> Result<Response, String> {
             .map_err(store_text)?
     };
     let mut value = snap.to_json();
-    let limit = |l: Option<mailguard_core::rate::Limit>| l.map(|l| l.to_string());
+    let windows = |w: &mailguard_core::rate::Windows| (!w.is_empty()).then(|| w.to_string());
     value["account"] = json!(policy.account);
     value["mode"] = json!(policy.mode.as_str());
     value["limits"] = json!({
-        "quota": limit(policy.limits.quota),
-        "burst": limit(policy.limits.burst),
+        "quota": windows(&policy.limits.quota),
+        "burst": windows(&policy.limits.burst),
+        "count": policy.limits.counting.as_str(),
+        "max_recipients": policy.limits.max_recipients,
         "hold_seconds": policy.limits.hold.as_secs(),
         "max_message_size": policy.max_message_size.0,
     });
