@@ -137,6 +137,11 @@ pub struct Limits {
     pub queue_max_messages: u64,
     /// Queue cap in bytes of waiting messages. Default 1 GiB.
     pub queue_max_bytes: u64,
+    /// The most messages one account may have waiting (queued, held, sending): its share
+    /// of the queue, so one account cannot fill the queue every account shares. `None`
+    /// (embedded mode's default: one site) is no share. Not part of the stored text: it
+    /// applies when a message is accepted.
+    pub account_queue_max: Option<u64>,
     /// Free disk space to keep in the state directory's file system; mail that would
     /// go below it is refused (Postfix's `queue_minfree`). Default 100 MiB.
     pub disk_reserve_bytes: u64,
@@ -164,6 +169,7 @@ impl Default for Limits {
             retry: Backoff::DEFAULT,
             queue_max_messages: 10_000,
             queue_max_bytes: 1 << 30,
+            account_queue_max: None,
             disk_reserve_bytes: 100 << 20,
         }
     }

@@ -24,6 +24,13 @@ pub enum StoreError {
         max_messages: u64,
         max_bytes: u64,
     },
+    /// The account has its whole share of the queue waiting; its new mail is refused
+    /// until some of it is delivered (other accounts are not affected).
+    AccountQueueFull {
+        account: String,
+        messages: u64,
+        max: u64,
+    },
     /// Accepting the message would leave less free disk than the reserve.
     DiskReserve {
         path: PathBuf,
@@ -61,6 +68,7 @@ impl StoreError {
         match self {
             StoreError::Db { .. }
             | StoreError::QueueFull { .. }
+            | StoreError::AccountQueueFull { .. }
             | StoreError::DiskReserve { .. } => true,
             StoreError::Sql { source, .. } => is_busy(source),
             _ => false,
@@ -130,6 +138,11 @@ impl fmt::Display for StoreError {
                 write!(f, "state database: {context}: {source}")
             }
             StoreError::BadData(what) => write!(f, "unreadable data in the state database: {what}"),
+            StoreError::AccountQueueFull { account, messages, max } => write!(
+                f,
+                "account {account} has {messages} messages waiting, its share of the queue is {max}; \
+                 try again when some are delivered, or ask the operator"
+            ),
             StoreError::BadAddress { address, problem } => write!(
                 f,
                 "the envelope address {address:?} is not one plain address ({problem}); nothing was stored"

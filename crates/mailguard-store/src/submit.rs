@@ -191,6 +191,7 @@ fn admit(
         });
     }
     check_queue_cap(tx, limits, sub.raw.len() as u64)?;
+    check_account_share(tx, account, limits)?;
     let (state, next_attempt, lease, released_at) = match decision.action {
         Action::DeliverNow => (
             MessageState::Sending,
@@ -375,6 +376,29 @@ fn check_queue_cap(tx: &Transaction<'_>, limits: &Limits, size: u64) -> Result<(
             bytes,
             max_messages: limits.queue_max_messages,
             max_bytes: limits.queue_max_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a message that would take the account past its share of the queue.
+fn check_account_share(tx: &Transaction<'_>, account: &str, limits: &Limits) -> Result<()> {
+    let Some(max) = limits.account_queue_max else {
+        return Ok(());
+    };
+    let messages: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM messages WHERE account = ?1
+             AND state IN ('queued', 'held', 'sending')",
+            [account],
+            |r| r.get(0),
+        )
+        .map_err(|e| StoreError::BadData(format!("queue share of {account}: {e}")))?;
+    if messages as u64 >= max {
+        return Err(StoreError::AccountQueueFull {
+            account: account.to_owned(),
+            messages: messages as u64,
+            max,
         });
     }
     Ok(())

@@ -101,3 +101,33 @@ fn one_refused_message_leaves_the_rest_of_the_batch_stored() {
     assert_eq!((shop.queued, shop.refused_total), (2, 1));
     assert!(h.store.check_integrity().unwrap().is_ok());
 }
+
+#[test]
+fn one_account_cannot_take_the_whole_queue() {
+    let mut h = harness();
+    // Quota 1: everything after the first message waits. Each account may have 2 waiting.
+    let mut l = limits("quota=1/1h burst=");
+    l.account_queue_max = Some(2);
+    let bodies: Vec<Vec<u8>> = (0..4).map(raw).collect();
+    let rcpts = vec!["x@example.net".to_string()];
+    let o = origin();
+    let entries: Vec<Entry<'_>> = bodies
+        .iter()
+        .map(|b| entry("shop", &l, b, &rcpts, &o, None))
+        .chain(std::iter::once(entry(
+            "blog", &l, &bodies[0], &rcpts, &o, None,
+        )))
+        .collect();
+    let results = h.store.submit_batch(&entries, t(0)).unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok());
+    for r in &results[2..4] {
+        let e = r.as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains("account shop has 2 messages waiting, its share of the queue is 2"),
+            "{e}"
+        );
+    }
+    // The other account still gets its mail in.
+    assert!(results[4].is_ok(), "{:?}", results[4]);
+    assert!(h.store.check_integrity().unwrap().is_ok());
+}

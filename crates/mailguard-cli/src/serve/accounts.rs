@@ -58,9 +58,14 @@ struct Settings {
     max_message_size: Option<String>,
     spam_check: Option<bool>,
     allow_control: Option<bool>,
+    queue_share: Option<u64>,
 }
 
-const SETTING_KEYS: [&str; 9] = [
+/// An account's default share of the queue in hardened mode: no one account can fill the
+/// queue every account shares (10,000 messages by default, `[serve] queue_max_messages`).
+pub const DEFAULT_QUEUE_SHARE: u64 = 2_000;
+
+const SETTING_KEYS: [&str; 10] = [
     "quota",
     "burst",
     "count",
@@ -70,6 +75,7 @@ const SETTING_KEYS: [&str; 9] = [
     "max_message_size",
     "spam_check",
     "allow_control",
+    "queue_share",
 ];
 
 impl Settings {
@@ -117,6 +123,15 @@ impl Settings {
             max_message_size: text("max_message_size")?,
             spam_check: flag("spam_check")?,
             allow_control: flag("allow_control")?,
+            queue_share: match t.get("queue_share") {
+                None => None,
+                Some(Value::Integer(n)) if *n > 0 => Some(*n as u64),
+                Some(v) => {
+                    return Err(format!(
+                        "{place}.queue_share: must be a positive number of messages, not {v:?}"
+                    ))
+                }
+            },
         })
     }
 
@@ -138,11 +153,15 @@ impl Settings {
                 .or_else(|| self.max_message_size.clone()),
             spam_check: over.spam_check.or(self.spam_check),
             allow_control: over.allow_control.or(self.allow_control),
+            queue_share: over.queue_share.or(self.queue_share),
         }
     }
 
     fn policy(&self, account: &str, place: &str) -> Result<Policy, String> {
-        let mut limits = Limits::default();
+        let mut limits = Limits {
+            account_queue_max: Some(self.queue_share.unwrap_or(DEFAULT_QUEUE_SHARE)),
+            ..Limits::default()
+        };
         if let Some(q) = &self.quota {
             limits.quota = parse_windows(q).map_err(|e| format!("{place}.quota: {e}"))?;
         }
@@ -374,6 +393,7 @@ mod tests {
         assert_eq!(b.account, "blog");
         assert_eq!(b.limits.quota.to_string(), "200/1h");
         assert_eq!(b.limits.max_recipients, Some(100), "the default cap");
+        assert_eq!(b.limits.account_queue_max, Some(DEFAULT_QUEUE_SHARE));
         assert!(!b.allow_control);
         let other = a.resolve(1004, Some("alice")).unwrap();
         assert_eq!(other.account, "alice");

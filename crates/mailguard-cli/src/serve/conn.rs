@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::accounts::{Accounts, Policy};
 use super::commit::{Job, Ticket};
+use mailguard_core::limits::Limits;
 
 /// How long a client may take to send its request (a slow or stuck client must not hold
 /// a connection slot for long).
@@ -48,6 +49,8 @@ pub struct Shared {
     pub bytes: Mutex<HashMap<u32, u64>>,
     /// `[serve] origin_header` (default on): stamp `X-Mailguard-Origin`.
     pub origin_header: bool,
+    /// `[serve] queue_max_messages` and `queue_max_bytes`: the cap of the whole queue.
+    pub queue_max: (u64, u64),
 }
 
 /// Request bytes one uid may have in the daemon's memory at once: a few messages at the
@@ -255,7 +258,14 @@ fn submit(
     let (tx, rx) = mpsc::sync_channel(1);
     let ticket = Ticket::default();
     let job = Job {
-        policy: policy.clone(),
+        policy: Policy {
+            limits: Limits {
+                queue_max_messages: shared.queue_max.0,
+                queue_max_bytes: shared.queue_max.1,
+                ..policy.limits.clone()
+            },
+            ..policy.clone()
+        },
         raw,
         envelope_from: envelope.sender,
         recipients: envelope.recipients,

@@ -105,7 +105,18 @@ struct ServeConfig {
     socket_mode: u32,
     /// Stamp `X-Mailguard-Origin` on every message before it is stored and relayed.
     origin_header: bool,
+    /// The cap of the whole queue (every account's waiting messages), and its bytes.
+    queue_max_messages: u64,
+    queue_max_bytes: u64,
 }
+
+const SERVE_KEYS: [&str; 5] = [
+    "socket",
+    "socket_mode",
+    "origin_header",
+    "queue_max_messages",
+    "queue_max_bytes",
+];
 
 fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, String> {
     let t = match root.get("serve") {
@@ -113,14 +124,35 @@ fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, Stri
         Some(Value::Table(t)) => Some(t),
         Some(_) => return Err("serve: must be a table ([serve])".into()),
     };
-    if let Some(k) = t.and_then(|t| {
-        t.keys()
-            .find(|k| !["socket", "socket_mode", "origin_header"].contains(&k.as_str()))
-    }) {
+    if let Some(k) = t.and_then(|t| t.keys().find(|k| !SERVE_KEYS.contains(&k.as_str()))) {
         return Err(format!(
-            "serve.{k}: unknown key (known: socket, socket_mode, origin_header)"
+            "serve.{k}: unknown key (known: {})",
+            SERVE_KEYS.join(", ")
         ));
     }
+    let defaults = mailguard_core::limits::Limits::default();
+    let queue_max_messages = match t.and_then(|t| t.get("queue_max_messages")) {
+        None => defaults.queue_max_messages,
+        Some(Value::Integer(n)) if *n > 0 => *n as u64,
+        Some(v) => {
+            return Err(format!(
+                "serve.queue_max_messages: must be a positive number, not {v:?}"
+            ))
+        }
+    };
+    let queue_max_bytes = match t.and_then(|t| t.get("queue_max_bytes")) {
+        None => defaults.queue_max_bytes,
+        Some(Value::String(s)) => {
+            mailguard_core::message::Bytes::parse(s)
+                .map_err(|e| format!("serve.queue_max_bytes: {e}"))?
+                .0
+        }
+        Some(v) => {
+            return Err(format!(
+                "serve.queue_max_bytes: must be a size like \"1G\", not {v:?}"
+            ))
+        }
+    };
     let origin_header = match t.and_then(|t| t.get("origin_header")) {
         None => true,
         Some(Value::Boolean(b)) => *b,
@@ -154,6 +186,8 @@ fn serve_config(root: &Table, socket: Option<&Path>) -> Result<ServeConfig, Stri
         socket: path,
         socket_mode,
         origin_header,
+        queue_max_messages,
+        queue_max_bytes,
     })
 }
 
@@ -232,6 +266,7 @@ fn serve(opts: &Opts) -> Result<(), String> {
         max_body,
         bytes: Mutex::new(HashMap::new()),
         origin_header: serve_cfg.origin_header,
+        queue_max: (serve_cfg.queue_max_messages, serve_cfg.queue_max_bytes),
     });
     eprintln!(
         "mailguard serve: listening on {}, state in {}",
