@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::db::{Durability, Store};
 use crate::error::sql_in;
-use crate::ledger::{self, Count, Sql, LOG_SPAM};
+use crate::ledger::{self, Count, Sql};
 use crate::model::{
     DeliveryRecord, Failure, MessageId, Outcome, Plan, Recorded, SpamSummary, Split,
 };
@@ -205,17 +205,7 @@ impl Store {
             .map_err(sql)?;
             let status = ledger::status_of(tx, &account)?.unwrap_or(Status::Active);
             let (limits, mode) = ledger::stored_limits(tx, &account)?;
-            ledger::count(tx, &account, now, Count::Refused, Some(id)).map_err(sql)?;
-            ledger::log_event(tx, &account, LOG_SPAM, now).map_err(sql)?;
-            let refusals = match &limits.spam_refusals {
-                Some(l) => ledger::read_log(tx, &account, LOG_SPAM, l, now).map_err(sql)?,
-                None => Vec::new(),
-            };
-            let trip = account::spam_trip(status, &refusals, &limits, now, mode);
-            if let Some(t) = &trip {
-                ledger::record_trip(tx, &account, t, now).map_err(sql)?;
-            }
-            Ok(trip)
+            ledger::spam_refusal(tx, &account, status, (&limits, mode), id, now).map_err(sql)
         })
     }
 }

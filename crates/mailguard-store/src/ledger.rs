@@ -311,6 +311,30 @@ pub(crate) fn record_transition(
 
 /// Records a rule's trip: applied (status changes, queue held) or, in observe mode, only
 /// written down.
+/// One message refused as spam (by the guide rules at submit, or by the engine before
+/// relaying): counted as refused, logged for the spam rule, and the rule's trip recorded
+/// when the refusals now reach it (by default the 5th within an hour turns `spam`).
+pub(crate) fn spam_refusal(
+    tx: &Transaction<'_>,
+    account: &str,
+    status: Status,
+    (limits, mode): (&Limits, Mode),
+    id: MessageId,
+    now: Timestamp,
+) -> Sql<Option<Trip>> {
+    count(tx, account, now, Count::Refused, Some(id))?;
+    log_event(tx, account, LOG_SPAM, now)?;
+    let refusals = match &limits.spam_refusals {
+        Some(l) => read_log(tx, account, LOG_SPAM, l, now)?,
+        None => Vec::new(),
+    };
+    let trip = mailguard_core::account::spam_trip(status, &refusals, limits, now, mode);
+    if let Some(t) = &trip {
+        record_trip(tx, account, t, now)?;
+    }
+    Ok(trip)
+}
+
 pub(crate) fn record_trip(
     tx: &Transaction<'_>,
     account: &str,

@@ -132,18 +132,36 @@ fn admit_entry(
     now: Timestamp,
 ) -> Result<Admission> {
     check_envelope(&entry.sub)?;
+    let Entry {
+        account,
+        limits,
+        mode,
+        ..
+    } = *entry;
+    let sql = |e| StoreError::BadData(format!("account {account}: {e}"));
+    let status = ledger::ensure_account(tx, account, now)?;
+    ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
+    ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
     let refuse_spam = entry.sub.spam.is_some_and(|s| s.refuse);
-    if refuse_spam && entry.mode == Mode::Enforce {
-        refused_spam(tx, entry, prepared, now)
+    if refuse_spam && mode == Mode::Enforce {
+        refused_spam(tx, entry, status, prepared, now)
     } else {
         prepared.disk?;
-        admit(tx, entry, &prepared.checksum, &prepared.subject, now)
+        admit(
+            tx,
+            entry,
+            status,
+            &prepared.checksum,
+            &prepared.subject,
+            now,
+        )
     }
 }
 
 fn admit(
     tx: &Transaction<'_>,
     entry: &Entry<'_>,
+    status: Status,
     checksum: &[u8],
     subject: &str,
     now: Timestamp,
@@ -155,9 +173,6 @@ fn admit(
         sub,
     } = *entry;
     let sql = |e| StoreError::BadData(format!("submit for {account}: {e}"));
-    let status = ledger::ensure_account(tx, account, now)?;
-    ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
-    ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
     let accepted =
         ledger::read_windows(tx, account, LOG_ACCEPTED, &limits.burst, now).map_err(sql)?;
     let released =
@@ -260,6 +275,7 @@ fn admit(
 fn refused_spam(
     tx: &Transaction<'_>,
     entry: &Entry<'_>,
+    status: Status,
     prepared: Prepared,
     now: Timestamp,
 ) -> Result<Admission> {
@@ -270,9 +286,6 @@ fn refused_spam(
         sub,
     } = *entry;
     let sql = |e| StoreError::BadData(format!("spam refusal for {account}: {e}"));
-    let status = ledger::ensure_account(tx, account, now)?;
-    ledger::remember_limits(tx, account, limits, mode).map_err(sql)?;
-    ledger::prune_logs(tx, account, limits, now).map_err(sql)?;
     // Keeping the evidence must not fill the disk: past the reserve, or the queue
     // cap, only the counters and the metadata are kept.
     let keep_raw =
@@ -302,16 +315,7 @@ fn refused_spam(
     )
     .map_err(sql)?;
     let id = MessageId(tx.last_insert_rowid());
-    ledger::count(tx, account, now, Count::Refused, Some(id)).map_err(sql)?;
-    ledger::log_event(tx, account, LOG_SPAM, now).map_err(sql)?;
-    let refusals = match &limits.spam_refusals {
-        Some(l) => ledger::read_log(tx, account, LOG_SPAM, l, now).map_err(sql)?,
-        None => Vec::new(),
-    };
-    let trip = account::spam_trip(status, &refusals, limits, now, mode);
-    if let Some(t) = &trip {
-        ledger::record_trip(tx, account, t, now).map_err(sql)?;
-    }
+    let trip = ledger::spam_refusal(tx, account, status, (limits, mode), id, now).map_err(sql)?;
     let status_after = ledger::status_of(tx, account)?.unwrap_or(status);
     let refused = Action::Refused(account::RefusedBecause::SpamScore);
     Ok(Admission {
