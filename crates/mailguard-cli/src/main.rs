@@ -2,7 +2,8 @@
 //! this file only dispatches.
 
 mod admin;
-mod args;
+// The argument walker is shared with `mailguard dashboard`, which lives in its own crate.
+use mailguard_dashboard::args;
 mod bounce;
 mod check;
 mod notice;

@@ -17,7 +17,7 @@
 mod advice;
 mod api;
 mod app;
-mod args;
+pub mod args;
 mod auth;
 mod chart;
 mod http;
